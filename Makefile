@@ -1,0 +1,35 @@
+# Two commands for everyone (see README.md):
+#   make lab   -> install into .venv (if needed) and open the lessons in JupyterLab
+#   make test  -> the same install, then every test (unit, notebooks, exercises, browser, classroom)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ifeq ($(OS),Windows_NT)
+BIN    := $(VENV)/Scripts
+endif
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test install bench clean strip
+
+lab: $(STAMP)
+	$(BIN)/python -m socketlessons lab
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+strip: $(STAMP)
+	$(BIN)/python -m nbstripout --extra-keys metadata.widgets notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

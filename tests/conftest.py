@@ -1,0 +1,44 @@
+"""Shared fixtures: leak checks around every test that uses helper servers."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+
+import socketlessons
+from socketlessons.resources import open_descriptors, thread_count
+
+
+def settle(baseline_threads: int, deadline_s: float = 2.0) -> int:
+    """Wait (bounded) for threads that are finishing on their own; return the count."""
+    end = time.monotonic() + deadline_s
+    while thread_count() > baseline_threads and time.monotonic() < end:
+        time.sleep(0.01)
+    return thread_count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _multiprocessing_tracker():
+    """Start multiprocessing's resource tracker up front: the first spawned process (a server in
+    process mode) starts it once per interpreter and it keeps one pipe open, which is not a leak."""
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    except (ImportError, AttributeError):  # Windows has no resource tracker
+        pass
+
+
+@pytest.fixture
+def no_leaks():
+    """Fail the test if it leaves servers running, threads alive or descriptors open."""
+    gc.collect()
+    fds, threads = open_descriptors(), thread_count()
+    yield
+    leftover = socketlessons.stop_all()
+    gc.collect()
+    assert leftover == 0, f"{leftover} server(s) still running at the end of the test"
+    assert settle(threads) == threads, "threads left behind"
+    assert open_descriptors() == fds, "descriptors left open"
