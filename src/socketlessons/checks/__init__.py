@@ -1,0 +1,14 @@
+"""Exercise checkers: one module per lesson (``checks.lesson01`` …) on a shared core.
+
+In a notebook::
+
+    from socketlessons.checks.lesson01 import check_recv_all
+    check_recv_all(recv_all)          # ✅ passed … / ❌ not yet … Hint: …
+    show_solution("recv_all")         # the reference solution, when you want it
+"""
+
+from ._core import CheckResult, NotYet, call, checker, expect, is_stub, registered_checkers
+from ._solutions import show_solution, solution
+
+__all__ = ["CheckResult", "NotYet", "call", "checker", "expect", "is_stub", "registered_checkers",
+           "show_solution", "solution"]
