@@ -108,10 +108,13 @@ def report_errors() -> None:
             err = _unreported.popleft()
         except IndexError:  # pragma: no cover - emptied by another thread
             break
-        warnings.warn(
+        # warn_explicit: point at the server, not at the line of this module that reports it.
+        warnings.warn_explicit(
             f"{err} (the server kept serving; see server.errors for the traceback)",
             ServerWarning,
-            stacklevel=3,
+            filename=f"<server {err.server}>",
+            lineno=0,
+            module="socketlessons",
         )
 
 
