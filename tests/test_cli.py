@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 
@@ -48,3 +52,30 @@ def test_serve_refuses_a_public_host():
 def test_serve_unknown_kind_lists_the_choices(kind):
     result = run("serve", kind)
     assert result.returncode == 2 and "echo" in result.stderr
+
+
+def test_lab_serves_the_lessons_on_loopback(tmp_path):
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
+    proc = subprocess.Popen([sys.executable, "-m", "socketlessons", "lab", "--no-browser", "--ServerApp.port=0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        # With port 0 the printed URL is not the real one: the server writes it to jpserver-PID.json.
+        deadline, info = time.monotonic() + 90, None
+        while info is None and time.monotonic() < deadline:
+            assert proc.poll() is None, "jupyter lab exited early"
+            found = list((tmp_path / "rt").glob("jpserver-*.json"))
+            info = json.loads(found[0].read_text()) if found else None
+            time.sleep(0.2)
+        assert info, "jupyter lab did not start"
+        assert info["hostname"] == "127.0.0.1"
+        base, token = info["url"].rstrip("/"), info["token"]
+        with urllib.request.urlopen(f"{base}/api/contents?token={token}", timeout=10) as reply:
+            names = {item["name"] for item in json.load(reply)["content"]}
+        assert "00_welcome.ipynb" in names
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

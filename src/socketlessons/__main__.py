@@ -55,7 +55,7 @@ def _lab(args: argparse.Namespace) -> int:
               "'make lab' there.", file=sys.stderr)
         return 1
     command = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={folder}",
-               "--ServerApp.ip=127.0.0.1", *args.extra]
+               "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_welcome.ipynb", *args.extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     return subprocess.call(command)
@@ -72,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag in ("loss", "duplicate", "delay", "jitter"):
         serve.add_argument(f"--{flag}", type=float, default=0.0, help=f"udp-echo only: {flag}")
     serve.add_argument("--seed", type=int, default=None, help="udp-echo only: random seed")
-    lab = sub.add_parser("lab", help="open the lessons in JupyterLab")
-    lab.add_argument("extra", nargs=argparse.REMAINDER, help="more options for jupyter lab")
-    args = parser.parse_args(argv)
+    sub.add_parser("lab", help="open the lessons in JupyterLab (other options go to jupyter lab)")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     if args.command == "doctor":
         report = doctor()
         print(report)
