@@ -1,0 +1,1 @@
+"""Lesson-specific helpers: one module per lesson topic (what a notebook shows that no other lesson needs)."""
