@@ -1,0 +1,350 @@
+"""Helpers of lesson 05 (best practices): a slow server, a watchdog, leak and GUI probes.
+
+What lesson 05 shows needs a few things no other lesson does:
+
+* ``SlowEchoServer``: echoes after a delay, like a far-away server; with ``serial=True`` it
+  serves one client at a time, like the reference's synchronous server loop;
+* ``watch(fn, seconds)``: run a call that may never return in a daemon thread and report
+  whether it is still waiting (the "hangs forever" demo, without hanging the kernel);
+* ``resource_warnings_visible()`` and ``recording_resource_warnings()``: the kernel hides
+  ``ResourceWarning`` by default; these show the filter and catch the warnings;
+* ``GuiDemo``: three buttons fetching from a slow server, blocking the kernel or handing the
+  work to a thread or to asyncio; each click measures how long the kernel was kept busy;
+* verdict functions that turn measured numbers into the sentence the notebook prints.
+
+Used in 05_best_practices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..servers import SilentServer, TCPServer
+from ..servers._tcp import ConnectionStats
+
+__all__ = [
+    "GuiDemo",
+    "HangingServer",
+    "SlowEchoServer",
+    "Watch",
+    "concurrency_verdict",
+    "fetch_blocking",
+    "gui_verdict",
+    "recording_resource_warnings",
+    "resource_warnings_visible",
+    "watch",
+]
+
+#: How long a serial server's waiting connection thread sleeps between checks for its turn or
+#: for stop(): short, so stop() stays fast; only waiting threads pay it.
+_TURN_POLL_S = 0.02
+
+
+class SlowEchoServer(TCPServer):
+    """Echoes each piece it receives ``delay`` seconds later, like a server far away.
+
+    Args:
+        delay: seconds between receiving a piece and echoing it (0 to 10).
+        serial: serve one connection at a time (the others wait, connected but unserved),
+            like the reference's ``while True: accept(); handle()`` loop.
+
+    ``max_concurrent`` reports the most connections served at the same moment.
+    """
+
+    kind = "slow-echo"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay: float = 0.05,
+                 serial: bool = False, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        if not 0 <= delay <= 10:
+            raise ValueError(f"delay must be between 0 and 10 seconds, got {delay!r}")
+        self.delay, self.serial = delay, serial
+        self.max_concurrent = 0
+        self._serving = 0
+        self._turn = threading.Lock()
+        self._count_lock = threading.Lock()
+
+    def _settings(self) -> dict[str, Any]:
+        return {**super()._settings(), "delay": self.delay, "serial": self.serial}
+
+    def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        if self.serial:
+            while not self._turn.acquire(timeout=_TURN_POLL_S):
+                if self._stopping.is_set():
+                    return
+        try:
+            with self._count_lock:
+                self._serving += 1
+                self.max_concurrent = max(self.max_concurrent, self._serving)
+            while data := self._recv(conn, stats):
+                if self._stopping.wait(self.delay):  # stop() cuts the delay short
+                    return
+                self._send(conn, stats, data)
+        finally:
+            with self._count_lock:
+                self._serving -= 1
+            if self.serial:
+                self._turn.release()
+
+
+class HangingServer(SilentServer):
+    """Never answers and never closes, not even after the client's half-close.
+
+    ``SilentServer`` closes when the client says "done" (``shutdown(SHUT_WR)``); this one
+    keeps the connection open until it is stopped: only a timeout gets a client out.
+    """
+
+    kind = "hanging"
+
+    def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        super().handle(conn, stats)  # read and discard until the client's EOF
+        self._stopping.wait()  # then hold the connection open; stop() sets the event
+
+
+# ---- a call that may never return -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Watch:
+    """A call running in a daemon thread: is it still waiting, and what did it return?"""
+
+    thread: threading.Thread
+    started: float
+    outcome: dict[str, Any]
+
+    @property
+    def still_waiting(self) -> bool:
+        return "done" not in self.outcome
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.outcome.get("done", time.perf_counter()) - self.started
+
+    @property
+    def result(self) -> Any:
+        return self.outcome.get("value")
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.outcome.get("error")
+
+    def join(self, timeout: float = 2.0) -> bool:
+        """Wait (bounded) for the call to finish; True if it did."""
+        self.thread.join(timeout)
+        return not self.still_waiting
+
+
+def watch(fn: Callable[[], Any], seconds: float) -> Watch:
+    """Run ``fn()`` in a daemon thread and wait at most ``seconds`` for it.
+
+    The kernel stays free: if ``fn`` never returns, the thread keeps waiting (wake it by closing
+    what it waits on, e.g. stopping the server) and ``still_waiting`` says so.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # kept for the notebook to show, never printed from here
+            outcome["error"] = exc
+        outcome["done"] = time.perf_counter()
+
+    w = Watch(threading.Thread(target=run, name="socketlessons-watch", daemon=True), time.perf_counter(), outcome)
+    w.thread.start()
+    w.thread.join(seconds)
+    return w
+
+
+# ---- ResourceWarning --------------------------------------------------------------------------
+
+
+def resource_warnings_visible() -> bool:
+    """Would an unclosed socket's ``ResourceWarning`` be shown under the current filters?"""
+    for action, message, category, module, _lineno in warnings.filters:
+        if issubclass(ResourceWarning, category) and (message is None or message.match("unclosed")) \
+                and (module is None or module.match("socket")):
+            return action != "ignore"
+    return True  # no filter matches: Python's default action shows it
+
+
+@contextlib.contextmanager
+def recording_resource_warnings() -> Iterator[list[str]]:
+    """Collect the ``ResourceWarning`` messages raised inside the block (after a GC pass).
+
+    The list is filled when the block ends: garbage collection runs first, so sockets kept
+    alive only by reference cycles are finalised (and warn) inside the block.
+    """
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            yield found
+        finally:
+            gc.collect()
+            found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))
+
+
+# ---- blocking in a GUI callback ---------------------------------------------------------------
+
+
+def fetch_blocking(address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    """One request to an echo server, waiting for the whole reply (bounded by ``timeout``)."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(payload)
+        reply = b""
+        while len(reply) < len(payload):
+            chunk = sock.recv(len(payload) - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+async def fetch_async(address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    """The same request with asyncio streams: waits without blocking the event loop."""
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(payload)
+            await writer.drain()
+            return await reader.readexactly(len(payload))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    return await asyncio.wait_for(exchange(), timeout)
+
+
+MODES = ("blocking", "thread", "asyncio")
+
+
+class GuiDemo:
+    """Three buttons that fetch from a slow server: blocking, in a thread, with asyncio.
+
+    Each click records ``busy_s[mode]``, how long the callback kept the kernel busy (while a
+    callback runs, the kernel handles no other click, slider or cell), and ``reply_s[mode]``,
+    how long the reply took to arrive. A "ping" button counts clicks: click it while a
+    blocking fetch runs and watch the count stall.
+
+    Headless (tests, nbmake): ``demo.click("thread")`` does what a click does;
+    ``await demo.finished("asyncio")`` waits (bounded) for the background work.
+    """
+
+    def __init__(self, address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> None:
+        import ipywidgets as w
+
+        self.address, self.payload, self.timeout = address, payload, timeout
+        self.busy_s: dict[str, float] = {}
+        self.reply_s: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self._done = {mode: threading.Event() for mode in MODES}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.buttons = {mode: w.Button(description=f"fetch ({mode})") for mode in MODES}
+        for mode, button in self.buttons.items():
+            button.on_click(lambda _b, mode=mode: self._clicked(mode))
+        self.pings = 0
+        self.ping_button = w.Button(description="ping: 0", button_style="info")
+        self.ping_button.on_click(self._ping)
+        self.status = w.Label(value="click a fetch button, then 'ping' at once")
+        self.widget = w.VBox([w.HBox([*self.buttons.values(), self.ping_button]), self.status])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _ping(self, _button: Any) -> None:
+        self.pings += 1
+        self.ping_button.description = f"ping: {self.pings}"
+
+    def click(self, mode: str) -> None:
+        """What clicking the ``mode`` button does."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.buttons[mode].click()
+
+    def _finish(self, mode: str, t0: float, error: BaseException | None = None) -> None:
+        # Runs in a worker thread or a task: record and set widget values only, never print.
+        self.reply_s[mode] = time.perf_counter() - t0
+        if error is not None:
+            self.errors[mode] = f"{type(error).__name__}: {error}"
+        self.status.value = f"{mode}: reply after {self.reply_s[mode]:.3f} s" + (f" ({self.errors[mode]})" if error else "")
+        self._done[mode].set()
+
+    def _clicked(self, mode: str) -> None:
+        self._done[mode].clear()
+        t0 = time.perf_counter()
+        if mode == "blocking":
+            try:
+                fetch_blocking(self.address, self.payload, self.timeout)
+                self._finish(mode, t0)
+            except OSError as exc:
+                self._finish(mode, t0, exc)
+        elif mode == "thread":
+            def work() -> None:
+                try:
+                    fetch_blocking(self.address, self.payload, self.timeout)
+                    self._finish(mode, t0)
+                except OSError as exc:
+                    self._finish(mode, t0, exc)
+
+            threading.Thread(target=work, name="socketlessons-gui-fetch", daemon=True).start()
+        else:
+            async def work_async() -> None:
+                try:
+                    await fetch_async(self.address, self.payload, self.timeout)
+                    self._finish(mode, t0)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    self._finish(mode, t0, exc)
+
+            task = asyncio.get_running_loop().create_task(work_async())
+            self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+            task.add_done_callback(self._tasks.discard)
+        self.busy_s[mode] = time.perf_counter() - t0
+
+    async def finished(self, mode: str, timeout: float | None = None) -> bool:
+        """Wait (without blocking the event loop) until ``mode``'s reply arrived; True if it did."""
+        deadline = time.perf_counter() + (self.timeout + 1 if timeout is None else timeout)
+        while not self._done[mode].is_set() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
+        return self._done[mode].is_set()
+
+
+def gui_verdict(busy_s: dict[str, float], delay_s: float) -> str:
+    """The sentence lesson 05 prints about blocking in a GUI callback, from measured times."""
+    blocked = busy_s["blocking"]
+    freed = max(busy_s.get("thread", 0.0), busy_s.get("asyncio", 0.0))
+    lines = [f"{mode:>8}: the click kept the kernel busy {busy_s[mode] * 1000:8.2f} ms"
+             for mode in MODES if mode in busy_s]
+    if blocked < 0.05:
+        lines.append(f"inconclusive: the blocking fetch took only {blocked * 1000:.1f} ms: a fast server "
+                     f"hides the trap; raise the server's delay (now {delay_s:g} s) and click again")
+    elif freed * 10 <= blocked:
+        lines.append(f"confirmed: blocking in a callback froze the kernel for {blocked:.2f} s (the server's "
+                     f"delay was {delay_s:g} s); handing the work off freed it after "
+                     f"{freed * 1000:.1f} ms, {blocked / max(freed, 1e-9):,.0f}x sooner")
+    else:
+        lines.append(f"not shown this time: the offloaded fetch kept the kernel busy {freed * 1000:.1f} ms, "
+                     f"not much less than blocking ({blocked * 1000:.1f} ms); is the kernel busy elsewhere?")
+    return "\n".join(lines)
+
+
+def concurrency_verdict(label: str, sequential_s: float, concurrent_s: float, n: int, delay_s: float) -> str:
+    """Compare ``n`` requests one after another with ``n`` at once, against a ``delay_s`` server."""
+    ratio = sequential_s / max(concurrent_s, 1e-9)
+    head = (f"{label}: {n} requests one after another took {sequential_s:.3f} s "
+            f"(≈ {n} × {delay_s:g} s = {n * delay_s:.3f} s); all at once took {concurrent_s:.3f} s")
+    if ratio >= max(2.0, n / 4):
+        return f"{head}\n→ {ratio:.1f}x faster at once: waiting overlaps, so the total is about one delay"
+    if ratio >= 1.5:
+        return f"{head}\n→ only {ratio:.1f}x faster: something still serves them partly one at a time"
+    return f"{head}\n→ no faster ({ratio:.1f}x): the requests were still served one at a time"
