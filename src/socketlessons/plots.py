@@ -224,6 +224,13 @@ class LivePlot:
             self.fits.clear()
             self.redraw()
 
+    def keep_series(self, labels: set[str] | frozenset[str]) -> None:
+        """Forget the points and fits of every series not in ``labels`` (redrawn at the next point)."""
+        with self._lock:
+            self.points[:] = [p for p in self.points if p.series in labels]
+            for name in [n for n in self.fits if n not in labels]:
+                del self.fits[name]
+
     def finish(self) -> LivePlot:
         """Final redraw, whatever the throttle says."""
         self.redraw()

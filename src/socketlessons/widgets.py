@@ -1,0 +1,479 @@
+"""Control panels: pick sizes, press Run, watch the plot grow, read the verdict.
+
+``SweepPanel`` sweeps one parameter (payload size, buffer size, client count, ...) over
+powers of two up to the value chosen on its slider, with the other controls held fixed, and
+plots the time per call live. A lesson plugs its own measurement in as a function of the
+panel's settings::
+
+    from contextlib import contextmanager
+
+    @contextmanager
+    def send_time(s):                       # s: RunSettings (s.payload, s.bufsize, s.x, ...)
+        with socket.create_connection(server.address) as sock:
+            yield lambda: sock.sendall(s.payload)        # the op that is timed
+
+    panel = SweepPanel(send_time, sweep="payload", claim=("sendall() is O(k)", "linear"),
+                       title="sendall() is O(k): time grows with the payload")
+    panel                                   # shows the controls and the plot
+
+``measure(s)`` returns what ``measure.sweep`` accepts from ``make_op``: a zero-argument op, a
+context manager yielding one (set-up for this x, closed after the point), or a ``Timing`` it
+measured itself (lesson 03: ``summarize(latencies_of_n_clients(s.x))``). Settings the panel
+knows: ``x`` (the swept value), ``payload_size`` and ``payload`` (bytes: the payload text
+repeated to that size), ``bufsize``, ``text``, and every custom control (``controls={"clients":
+[1, 2, 4, ..., 64]}`` adds a slider and ``s.clients``). Lesson 08 sweeps ``"bufsize"`` with
+``bufsize_sizes=`` SO_SNDBUF values and ``ylabel="throughput (GB/s)"`` via ``scale``.
+
+Rules:
+
+* Bad input never raises into the notebook: zero or negative sizes, sizes beyond what the
+  operation allows (``max_size``), a value that is not on the slider, empty or non-ASCII
+  payload text (said how it was encoded: UTF-8 gives N bytes) all end as a message in the
+  status line, and the run does not start (or, for non-ASCII text, starts and says so).
+* A click while a run is going does not start a second run (the status line says so).
+* A run happens in a worker thread, so the panel stays responsive in JupyterLab (widget
+  messages are handled only between cells). Points are measured in that one thread, one
+  after another; redraws happen between points, never during a timed batch (``measure``).
+  ``panel.run()`` from Python blocks until the run is done; ``button.click()`` returns at
+  once and ``panel.wait(timeout)`` waits for it (what a notebook under nbmake does).
+* Every control measures only on Run (and ``continuous_update=False``): moving a slider
+  never starts a measurement by itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import TraitError, validate
+
+from .measure import DEFAULT_REPEATS, Affine, Growth, Point, Verdict, compare, fit_affine, fit_growth, sweep
+from .plots import LivePlot
+
+__all__ = [
+    "RunSettings",
+    "SizeSlider",
+    "SweepPanel",
+    "check_size",
+    "encode_text",
+    "format_size",
+    "powers_of_two",
+]
+
+MIB = 1 << 20
+#: Largest UDP payload over IPv4 (65,535 - 8 UDP - 20 IP header bytes): lesson 04's limit.
+MAX_UDP_PAYLOAD = 65_507
+#: Longest a panel waits for a run in ``run()`` (a run itself is bounded by per-point budgets).
+RUN_TIMEOUT_S = 600.0
+
+
+def powers_of_two(lo: int, hi: int) -> list[int]:
+    """``[lo, 2·lo, 4·lo, ..., ≤ hi]`` (``lo`` ≥ 1)."""
+    if lo < 1 or hi < lo:
+        raise ValueError(f"need 1 ≤ lo ≤ hi, got lo={lo!r}, hi={hi!r}")
+    out, v = [], lo
+    while v <= hi:
+        out.append(v)
+        v *= 2
+    return out
+
+
+def format_size(n: int) -> str:
+    """``1 B``, ``64 KiB``, ``1 MiB``, ``1500 B``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} B"
+
+
+def check_size(name: str, value: Any, *, max_size: int | None = None, what: str = "this operation",
+               unit: str = "byte") -> str:
+    """``""`` if ``value`` is a usable size (in bytes, or a count if ``unit=""``), else a
+    sentence saying what to pick instead."""
+    fmt = format_size if unit == "byte" else (lambda n: f"{n:,}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be a whole number{' of bytes' if unit == 'byte' else ''}, got {value!r}"
+    if value <= 0:
+        if unit == "byte":
+            return f"{name} must be at least 1 byte, got {value}: a socket call with {value} bytes moves nothing"
+        return f"{name} must be at least 1, got {value}"
+    if max_size is not None and value > max_size:
+        return (f"{name} {fmt(value)} is beyond what {what} allows ({fmt(max_size)}): "
+                f"pick {fmt(_largest_power(max_size))} or less")
+    return ""
+
+
+def _largest_power(n: int) -> int:
+    return 1 << (n.bit_length() - 1)
+
+
+def encode_text(text: Any, *, ascii_only: bool = False) -> tuple[bytes | None, str]:
+    """Payload text → bytes, and a message: ``""`` for plain ASCII, an explanation otherwise.
+
+    Non-ASCII text is sent as UTF-8 (the message says how many bytes that makes), unless
+    ``ascii_only``: then it is refused (``None``) with a message saying why.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text) or None, "" if text else "payload text is empty: type at least one character"
+    if not isinstance(text, str):
+        return None, f"payload text must be a str, got {type(text).__name__}"
+    if not text:
+        return None, "payload text is empty: type at least one character"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return None, f"payload text cannot be encoded as UTF-8 ({exc.reason}): type plain characters"
+    if len(data) == len(text):
+        return data, ""
+    if ascii_only:
+        bad = next(c for c in text if ord(c) > 127)
+        return None, (f"payload text {text!r} is not ASCII ({bad!r} is not): this measurement needs one byte per "
+                      f"character; type ASCII, or encode it yourself (UTF-8 would give {len(data)} bytes)")
+    return data, f"payload text {text!r} is not ASCII: sent as UTF-8, {len(data)} bytes for {len(text)} characters"
+
+
+def _fill(pattern: bytes, size: int) -> bytes:
+    reps = -(-size // len(pattern))
+    return (pattern * reps)[:size]
+
+
+class SizeSlider(widgets.SelectionSlider):
+    """A ``SelectionSlider`` of sizes that reports an invalid value instead of raising.
+
+    Setting ``value`` from Python to something not on the slider (0, -5, 3000, 2**40) keeps
+    the old value and calls ``on_invalid(message)`` (the panel's status line).
+    """
+
+    def __init__(self, sizes: Sequence[int], *, name: str = "size", unit: str = "byte",
+                 on_invalid: Callable[[str], None] | None = None, **kwargs: Any) -> None:
+        if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes):
+            raise ValueError(f"sizes must be positive ints, got {list(sizes)!r}")
+        self.on_invalid = on_invalid
+        self.size_name, self.unit = name, unit
+        self.sizes = list(sizes)
+        self.fmt = format_size if unit == "byte" else (lambda n: f"{n:,}")
+        kwargs.setdefault("continuous_update", False)
+        super().__init__(options=[(self.fmt(s), s) for s in sizes], **kwargs)
+
+    @validate("value")
+    def _validate_value(self, proposal: Any) -> Any:
+        value = proposal.value
+        if value in self.sizes and not isinstance(value, bool):
+            return value
+        name = self.size_name
+        problem = check_size(name, value, unit=self.unit) or (
+            f"{name} {value!r} is not on the slider: pick one of {', '.join(self.fmt(s) for s in self.sizes[:3])} … "
+            f"{self.fmt(self.sizes[-1])}")
+        if self.on_invalid is None or self._initializing_traits_ is True:
+            raise TraitError(problem)
+        self.on_invalid(problem)
+        return self.value
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a measurement function sees for one point of a run."""
+
+    x: int
+    payload_size: int
+    payload: bytes
+    bufsize: int
+    text: str
+    custom: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:  # custom controls: s.clients
+        custom = self.__dict__.get("custom", {})
+        if name in custom:
+            return custom[name]
+        raise AttributeError(f"RunSettings has no {name!r}; known: x, payload_size, payload, bufsize, text, {', '.join(custom)}")
+
+
+class SweepPanel(widgets.VBox):
+    """Sliders, payload text, Run, a progress bar, a status line and a live plot.
+
+    Args:
+        measure: ``measure(settings) -> op | context manager | Timing`` (see module docstring).
+        sweep: which control is swept: ``"payload"``, ``"bufsize"`` or a name in ``controls``.
+            The sweep runs over powers of two from ``start`` up to that control's value.
+        title: the claim, as the plot's title.
+        claim: ``(claim text, expected growth)`` e.g. ``("send is O(k)", "linear")``: after each
+            run the status line gives the computed verdict (``measure.compare``).
+        fit: ``"growth"`` (log-log slope), ``"affine"`` (fixed + per-unit) or ``None``.
+        fit_from: fit only points with ``x ≥ fit_from`` (e.g. where a fixed cost stops dominating).
+        max_size: the most the operation allows for the swept value (e.g. ``MAX_UDP_PAYLOAD``);
+            ``max_payload`` the same for the payload when another control is swept. ``what``
+            names the operation in the message ("sendto() over IPv4").
+        hide: built-in controls the measurement ignores (``("bufsize",)`` for a send sweep);
+            hidden controls are not shown and not named in the series label.
+        payload_sizes / bufsize_sizes: the sliders' options (powers of two, 1 B .. 1 MiB).
+        controls: extra sliders, ``{name: options}``; their values reach ``measure`` as attributes.
+        series: label of a run's points, from the settings; default names the fixed controls.
+        keep_runs: how many runs stay on the plot, so a run with other settings can be compared.
+        scale, ylabel, xlabel, logx, logy: the plot's axes (``scale`` converts ns to the y unit).
+        repeats, budget_s: passed to ``measure.sweep`` for each point.
+    """
+
+    def __init__(
+        self,
+        measure: Callable[[RunSettings], Any],
+        *,
+        sweep: str = "payload",
+        title: str = "",
+        claim: tuple[str, str] | None = None,
+        fit: str | None = "growth",
+        fit_from: int | None = None,
+        max_size: int | None = None,
+        max_payload: int | None = None,
+        what: str = "this operation",
+        hide: Sequence[str] = (),
+        payload_sizes: Sequence[int] = tuple(powers_of_two(1, MIB)),
+        bufsize_sizes: Sequence[int] = tuple(powers_of_two(1, MIB)),
+        payload: int = 1024,
+        bufsize: int = 4096,
+        start: int | None = None,
+        text: str = "x",
+        ascii_only: bool = False,
+        controls: dict[str, Sequence[int]] | None = None,
+        series: Callable[[RunSettings], str] | None = None,
+        keep_runs: int = 3,
+        xlabel: str | None = None,
+        ylabel: str = "time per call (µs)",
+        scale: float = 1e-3,
+        logx: bool = True,
+        logy: bool = True,
+        repeats: int = DEFAULT_REPEATS,
+        budget_s: float = 1.0,
+        min_interval_s: float = 0.25,
+    ) -> None:
+        if not callable(measure):
+            raise TypeError(f"measure must be a function of the run settings, not {type(measure).__name__}")
+        self.measure = measure
+        self.claim = claim
+        if claim is not None:
+            compare(claim[0], claim[1], fit_growth([1, 2], [1, 2]))  # checks the expected label now
+        if fit not in ("growth", "affine", None):
+            raise ValueError(f"fit must be 'growth', 'affine' or None, got {fit!r}")
+        self.fit_kind, self.fit_from = fit, fit_from
+        self.max_size, self.max_payload, self.what = max_size, max_payload, what
+        self.hide = tuple(hide)
+        self.ascii_only = ascii_only
+        self.series_of = series
+        self.keep_runs = max(1, keep_runs)
+        self.repeats, self.budget_s = repeats, budget_s
+
+        self.status = widgets.HTML(value="", layout=widgets.Layout(min_height="1.6em"))
+        say = self._say_problem
+        self.payload_slider = SizeSlider(payload_sizes, name="payload size", on_invalid=say, value=payload, description="payload",
+                                         style={"description_width": "5.5em"})
+        self.bufsize_slider = SizeSlider(bufsize_sizes, name="buffer size", on_invalid=say, value=bufsize, description="bufsize",
+                                         style={"description_width": "5.5em"})
+        self.sliders: dict[str, SizeSlider] = {"payload": self.payload_slider, "bufsize": self.bufsize_slider}
+        for name, options in (controls or {}).items():
+            opts = list(options)
+            self.sliders[name] = SizeSlider(opts, name=name, unit="", on_invalid=say, value=opts[0], description=name,
+                                            style={"description_width": "5.5em"})
+        if sweep not in self.sliders:
+            raise ValueError(f"sweep must be one of {sorted(self.sliders)}, got {sweep!r}")
+        self.sweep_name = sweep
+        swept = self.sliders[sweep]
+        swept.description = f"{sweep} up to"
+        self.start = start if start is not None else swept.sizes[0]
+        self.text_box = widgets.Text(value=text, description="text", continuous_update=False,
+                                     style={"description_width": "5.5em"})
+        self.button = widgets.Button(description="Run", button_style="primary", icon="play",
+                                     tooltip="measure every size up to the slider's value")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="12em"))
+        self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
+        self.plot = LivePlot(title, xlabel or _default_xlabel(sweep), ylabel, logx=logx, logy=logy,
+                             min_interval_s=min_interval_s, output=self.output, scale=scale)
+        self.plot.redraw()
+
+        self.runs: list[list[Point]] = []
+        self.points: list[Point] = []
+        self.growth: Growth | None = None
+        self.affine: Affine | None = None
+        self.verdict: Verdict | None = None
+        self.error: str = ""  # traceback of a failed run, for whoever wants it
+        self._running = False
+        self._state_lock = threading.Lock()
+        self._done = threading.Event()
+        self._done.set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.button.on_click(lambda _b: self.start_run())
+
+        if sweep in self.hide:
+            raise ValueError(f"cannot hide the swept control {sweep!r}")
+        shown = [self.sliders[sweep]] + [s for n, s in self.sliders.items() if n != sweep and n not in self.hide]
+        if "text" in self.hide:
+            shown_text: list[widgets.Widget] = []
+        else:
+            shown_text = [self.text_box]
+        super().__init__([*shown, *shown_text, widgets.HBox([self.button, self.progress]), self.status, self.output])
+        self._say(f"Pick sizes and press Run: {sweep} from {swept.fmt(self.start)} up to the slider's value.")
+
+    # ---- public -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text."""
+        return html.unescape(self.status.value.replace("<b>", "").replace("</b>", ""))
+
+    def xs(self) -> list[int]:
+        """The values the next run sweeps."""
+        top = self.sliders[self.sweep_name].value
+        return [x for x in self.sliders[self.sweep_name].sizes if self.start <= x <= top]
+
+    def run(self, timeout: float = RUN_TIMEOUT_S) -> bool:
+        """Run a sweep and wait for it (from Python / a notebook cell). True if it ran to the end."""
+        started = self.start_run()
+        if not started:
+            return False
+        return self.wait(timeout) and not self.error
+
+    def start_run(self) -> bool:
+        """What the Run button does: check the input, then measure in a worker thread.
+
+        Returns False (with a message in the status line) if a run is already going or the
+        input is bad.
+        """
+        with self._state_lock:
+            if self._running:
+                self._say("A run is already in progress: wait for it to finish (this click was ignored).")
+                return False
+            problem, note, settings = self._read_settings()
+            if problem:
+                self._say_problem(problem)
+                return False
+            self._running = True
+            self._done.clear()
+            self._stop.clear()
+        self.error = ""
+        self.button.disabled = True
+        xs = self.xs()
+        self.progress.max, self.progress.value = max(1, len(xs)), 0
+        self._say(f"Measuring {len(xs)} sizes … {note}".strip())
+        self._thread = threading.Thread(target=self._worker, args=(settings, xs, note),
+                                        name="socketlessons-panel", daemon=True)
+        self._thread.start()
+        return True
+
+    def wait(self, timeout: float = RUN_TIMEOUT_S) -> bool:
+        """Wait until the current run (if any) is done; True if it finished within ``timeout``."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Ask a run to end after its current point."""
+        self._stop.set()
+
+    def snapshot(self) -> Any:
+        """The current figure as a static PNG (``IPython.display.Image``)."""
+        from IPython.display import Image
+
+        return Image(data=self.plot.png(), format="png")
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _read_settings(self) -> tuple[str, str, dict[str, Any]]:
+        """Problem ("" if none), a note for the status line, and the fixed settings of a run."""
+        payload_bytes, note = encode_text(self.text_box.value, ascii_only=self.ascii_only)
+        if payload_bytes is None:
+            return note, "", {}
+        values = {name: s.value for name, s in self.sliders.items()}
+        limits = {"payload": self.max_payload, self.sweep_name: self.max_size}
+        for name, value in values.items():
+            problem = check_size(self.sliders[name].size_name, value,
+                                 max_size=limits.get(name), what=self.what, unit=self.sliders[name].unit)
+            if problem:
+                return problem, "", {}
+        if not self.xs():
+            return f"nothing to sweep: the {self.sweep_name} slider is below the start ({self.start})", "", {}
+        return "", note, {"values": values, "pattern": payload_bytes, "text": self.text_box.value}
+
+    def _settings_for(self, x: int, fixed: dict[str, Any]) -> RunSettings:
+        values = dict(fixed["values"])
+        values[self.sweep_name] = x
+        size = values["payload"]
+        custom = {k: v for k, v in values.items() if k not in ("payload", "bufsize")}
+        return RunSettings(x, size, _fill(fixed["pattern"], size), values["bufsize"], fixed["text"], custom)
+
+    def _series_label(self, fixed: dict[str, Any]) -> str:
+        if self.series_of is not None:
+            return self.series_of(self._settings_for(self.xs()[0], fixed))
+        parts = [f"{n} {format_size(v) if n in ('payload', 'bufsize') else v}"
+                 for n, v in fixed["values"].items() if n != self.sweep_name and n not in self.hide]
+        return ", ".join(parts)
+
+    def _worker(self, fixed: dict[str, Any], xs: list[int], note: str) -> None:
+        label = self._series_label(fixed)
+        try:
+            self._forget_series(label)
+            points = sweep(lambda x: self.measure(self._settings_for(x, fixed)), xs, series=label,
+                           repeats=self.repeats, budget_s=self.budget_s, on_point=self._on_point, stop=self._stop)
+            self.points = points
+            self.runs.append(points)
+            del self.runs[: -self.keep_runs]
+            self._conclude(points, label, note)
+        except Exception as exc:  # a failed measurement is a message, never a traceback in a cell
+            self.error = traceback.format_exc()
+            self._say(f"The measurement failed: {type(exc).__name__}: {exc}. Nothing was plotted for this run; "
+                      "check the server is running (re-run its cell) and press Run again.")
+        finally:
+            self.plot.finish()
+            self.button.disabled = False
+            self._running = False
+            self._done.set()
+
+    def _forget_series(self, label: str) -> None:
+        """A new run replaces the plotted run with the same settings; only ``keep_runs`` stay."""
+        runs = [r for r in self.runs if r and r[0].series != label]
+        del runs[: max(0, len(runs) - (self.keep_runs - 1))]
+        self.runs = runs
+        self.plot.keep_series({r[0].series for r in runs})
+
+    def _on_point(self, point: Point) -> None:
+        self.progress.value += 1
+        self.plot.add(point)
+
+    def _conclude(self, points: list[Point], label: str, note: str) -> None:
+        self.growth = self.affine = self.verdict = None
+        used = [p for p in points if self.fit_from is None or p.x >= self.fit_from]
+        lines = [f"Measured {len(points)} sizes."]
+        if self._stop.is_set() and len(points) < len(self.xs()):
+            lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes."]
+        if self.fit_kind == "growth" and len(used) >= 2:
+            self.growth = fit_growth([p.x for p in used], [p.median_ns for p in used])
+            self.plot.add_fit(label, self.growth)
+            if self.claim is not None:
+                self.verdict = compare(self.claim[0], self.claim[1], self.growth)
+                lines.append(self.verdict.text)
+            else:
+                lines.append(f"Growth: {self.growth}." + (f" {self.growth.note}." if self.growth.note else ""))
+        elif self.fit_kind == "affine" and len(used) >= 2:
+            self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])
+            self.plot.add_fit(label, self.affine)
+            lines.append(f"Fit: {self.affine} (R² {self.affine.r2:.2f}).")
+        notes = sorted({p.note for p in points if p.note})
+        lines += notes
+        if note:
+            lines.append(note)
+        self._say(" ".join(lines))
+
+    def _say(self, text: str) -> None:
+        self.status.value = html.escape(text)
+
+    def _say_problem(self, text: str) -> None:
+        self.status.value = "<b>" + html.escape(text) + "</b>"
+
+
+def _default_xlabel(sweep: str) -> str:
+    return {"payload": "payload size (bytes)", "bufsize": "buffer size (bytes)"}.get(sweep, sweep)

@@ -1,0 +1,271 @@
+"""widgets: a panel driven from Python (set values, click) measures, plots and refuses bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+import pytest
+from traitlets import TraitError
+
+from socketlessons import SinkServer
+from socketlessons.measure import summarize
+from socketlessons.widgets import (
+    MAX_UDP_PAYLOAD,
+    SizeSlider,
+    SweepPanel,
+    check_size,
+    encode_text,
+    format_size,
+    powers_of_two,
+)
+
+MIB = 2**20
+
+
+def fake_measure(calls=None):
+    """A measurement that costs x ns (no sockets): for testing the panel's plumbing."""
+    def measure(s):
+        if calls is not None:
+            calls.append(s)
+        return summarize([s.x * 0.9, s.x, s.x * 1.1])
+    return measure
+
+
+def plotted_png(panel):
+    return panel.output.outputs[0]["data"]["image/png"]
+
+
+# ---- pure helpers ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,text", [(1, "1 B"), (1500, "1,500 B"), (64 * 1024, "64 KiB"), (MIB, "1 MiB"), (2**30, "1 GiB")])
+def test_format_size(n, text):
+    assert format_size(n) == text
+
+
+def test_powers_of_two_cover_one_byte_to_a_mebibyte():
+    sizes = powers_of_two(1, MIB)
+    assert sizes[0] == 1 and sizes[-1] == MIB and len(sizes) == 21
+    with pytest.raises(ValueError):
+        powers_of_two(0, 8)
+
+
+@pytest.mark.parametrize("value,limit,unit,expected", [
+    (1, None, "byte", ""),
+    (0, None, "byte", "must be at least 1 byte, got 0"),
+    (-4, None, "byte", "must be at least 1 byte, got -4"),
+    (2.5, None, "byte", "whole number of bytes"),
+    (True, None, "byte", "whole number"),
+    (128 * 1024, MAX_UDP_PAYLOAD, "byte", "128 KiB is beyond what sendto() allows (65,507 B): pick 32 KiB or less"),
+    (0, None, "", "must be at least 1, got 0"),
+])
+def test_check_size_messages(value, limit, unit, expected):
+    msg = check_size("payload", value, max_size=limit, what="sendto()", unit=unit)
+    assert (msg == "") if expected == "" else (expected in msg)
+
+
+@pytest.mark.parametrize("text,ascii_only,data,message", [
+    ("hello", False, b"hello", ""),
+    ("héllo", False, "héllo".encode(), "not ASCII: sent as UTF-8, 6 bytes for 5 characters"),
+    ("héllo", True, None, "is not ASCII ('é' is not)"),
+    ("", False, None, "empty"),
+    ("\udc80", False, None, "cannot be encoded as UTF-8"),
+    (42, False, None, "must be a str"),
+])
+def test_encode_text(text, ascii_only, data, message):
+    got, msg = encode_text(text, ascii_only=ascii_only)
+    assert got == data
+    assert (msg == "") if message == "" else (message in msg)
+
+
+def test_size_slider_rejects_bad_values_with_a_message_not_a_traceback():
+    said = []
+    s = SizeSlider([1, 2, 4], name="payload size", on_invalid=said.append, value=2)
+    s.value = 0
+    s.value = 3
+    assert s.value == 2
+    assert "at least 1 byte" in said[0] and "not on the slider" in said[1]
+    s.value = 4
+    assert s.value == 4 and len(said) == 2
+    assert s.continuous_update is False
+    with pytest.raises(TraitError):  # a programming error at construction still raises
+        SizeSlider([1, 2], value=3)
+    with pytest.raises(ValueError, match="positive ints"):
+        SizeSlider([0, 1])
+
+
+# ---- the panel, driven from Python -----------------------------------------------------------
+
+def test_changing_the_slider_and_clicking_changes_results_and_plot():
+    panel = SweepPanel(fake_measure(), sweep="payload", claim=("cost is O(k)", "linear"), title="claim")
+    assert panel.payload_slider.continuous_update is False
+    blank = plotted_png(panel)
+    panel.payload_slider.value = 64
+    panel.button.click()
+    assert panel.wait(30)
+    first = [p.x for p in panel.points]
+    assert first == [1, 2, 4, 8, 16, 32, 64]
+    png1 = plotted_png(panel)
+    assert png1 != blank
+    assert panel.verdict is not None and panel.verdict.status == "confirmed"
+    assert "cost is O(k): confirmed" in panel.status_text
+    assert panel.progress.value == panel.progress.max == 7
+    panel.payload_slider.value = 4096
+    assert panel.run()
+    assert panel.points[-1].x == 4096 and len(panel.points) == 13
+    assert plotted_png(panel) != png1
+    assert panel.button.disabled is False and not panel.running
+
+
+def test_runs_with_other_fixed_settings_stay_on_the_plot_as_series():
+    panel = SweepPanel(fake_measure(), sweep="payload", payload=16, keep_runs=2)
+    panel.bufsize_slider.value = 1024
+    panel.run()
+    panel.bufsize_slider.value = 2048
+    panel.run()
+    panel.run()  # same settings again: replaces its own series
+    assert {p.series for p in panel.plot.points} == {"bufsize 1 KiB", "bufsize 2 KiB"}
+    assert len(panel.plot.points) == 2 * 5
+    panel.bufsize_slider.value = 4096
+    panel.run()
+    assert {p.series for p in panel.plot.points} == {"bufsize 2 KiB", "bufsize 4 KiB"}
+
+
+def test_measure_sees_settings_of_each_point():
+    calls = []
+    panel = SweepPanel(fake_measure(calls), sweep="bufsize", bufsize=8, payload=4, text="ab")
+    panel.run()
+    assert [s.bufsize for s in calls] == [1, 2, 4, 8]
+    assert all(s.payload == b"abab" and s.payload_size == 4 and s.text == "ab" for s in calls)
+    assert calls[-1].x == 8
+
+
+def test_custom_control_for_a_client_count():
+    calls = []
+    panel = SweepPanel(fake_measure(calls), sweep="clients", controls={"clients": [1, 2, 4, 8, 16]},
+                       hide=("payload", "bufsize", "text"), claim=("waiting grows with N", "linear"))
+    assert panel.sliders["clients"] in panel.children and panel.payload_slider not in panel.children
+    panel.sliders["clients"].value = 16
+    panel.run()
+    assert [s.clients for s in calls] == [1, 2, 4, 8, 16]
+    panel.sliders["clients"].value = 0
+    assert panel.status_text == "clients must be at least 1, got 0"
+    with pytest.raises(AttributeError, match="known: x, payload_size"):
+        _ = calls[0].nonsense
+
+
+@pytest.mark.parametrize("slider,value,message", [
+    ("payload", 0, "payload size must be at least 1 byte, got 0"),
+    ("payload", -8, "payload size must be at least 1 byte, got -8"),
+    ("payload", 2**40, "payload size 1099511627776 is not on the slider: pick one of 1 B, 2 B, 4 B … 1 MiB"),
+    ("bufsize", 100, "buffer size 100 is not on the slider"),
+    ("bufsize", "4096", "buffer size must be a whole number of bytes, got '4096'"),
+])
+def test_a_bad_slider_value_is_refused_with_a_message(slider, value, message):
+    panel = SweepPanel(fake_measure(), sweep="payload")
+    before = panel.sliders[slider].value
+    panel.sliders[slider].value = value  # no traceback
+    assert panel.status_text == message or message in panel.status_text
+    assert panel.sliders[slider].value == before
+
+
+@pytest.mark.parametrize("action,message", [
+    (lambda p: setattr(p.payload_slider, "value", 128 * 1024), "payload size 128 KiB is beyond what sendto() allows (65,507 B): pick 32 KiB or less"),
+    (lambda p: setattr(p.text_box, "value", ""), "payload text is empty"),
+])
+def test_bad_input_at_run_time_is_a_message_and_no_run(action, message):
+    calls = []
+    panel = SweepPanel(fake_measure(calls), sweep="payload", max_size=MAX_UDP_PAYLOAD, what="sendto()")
+    action(panel)
+    panel.button.click()
+    assert panel.wait(10)
+    assert message in panel.status_text
+    assert calls == [] and panel.points == []
+    panel.payload_slider.value = 32 * 1024
+    panel.text_box.value = "x"
+    assert panel.run() and len(calls) == 16
+
+
+def test_non_ascii_text_is_sent_as_utf8_and_said_so():
+    calls = []
+    panel = SweepPanel(fake_measure(calls), sweep="bufsize", bufsize=2, payload=8, text="é")
+    panel.run()
+    assert calls[0].payload == "éééé".encode()
+    assert "sent as UTF-8, 2 bytes for 1 characters" in panel.status_text
+    strict = SweepPanel(fake_measure(), sweep="payload", text="é", ascii_only=True)
+    assert strict.run() is False
+    assert "is not ASCII" in strict.status_text
+
+
+def test_a_second_click_during_a_run_does_not_start_a_second_run():
+    release = threading.Event()
+    started = []
+
+    def slow(s):
+        started.append(s.x)
+        release.wait(10)
+        return summarize([1.0])
+
+    panel = SweepPanel(slow, sweep="payload", payload=4)
+    panel.button.click()
+    panel.button.click()
+    assert "already in progress" in panel.status_text and panel.running
+    assert panel.run() is False
+    release.set()
+    assert panel.wait(10)
+    assert started == [1, 2, 4]
+    assert threading.active_count() < 50
+
+
+def test_a_failing_measurement_is_a_message_not_a_traceback():
+    def broken(s):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    panel = SweepPanel(broken, sweep="payload", payload=4)
+    assert panel.run() is False
+    assert "The measurement failed: ConnectionRefusedError" in panel.status_text
+    assert "Traceback" in panel.error and not panel.running and not panel.button.disabled
+
+
+def test_stop_ends_a_run_after_the_current_point():
+    panel = SweepPanel(fake_measure(), sweep="payload", payload=MIB)
+    def measure(s):
+        if s.x == 4:
+            panel.stop()
+        return summarize([float(s.x)])
+
+    panel.measure = measure
+    panel.run()
+    assert [p.x for p in panel.points] == [1, 2, 4]
+    assert "Stopped after 3 of 21" in panel.status_text
+
+
+def test_constructor_rejects_programming_errors():
+    with pytest.raises(ValueError, match="sweep must be one of"):
+        SweepPanel(fake_measure(), sweep="nothing")
+    with pytest.raises(ValueError, match="expected_label"):
+        SweepPanel(fake_measure(), claim=("x", "exponential"))
+    with pytest.raises(TypeError, match="measure must be a function"):
+        SweepPanel(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot hide the swept"):
+        SweepPanel(fake_measure(), sweep="payload", hide=("payload",))
+
+
+# ---- against a real helper server ------------------------------------------------------------
+
+def test_real_send_sweep_through_the_panel(no_leaks):
+    with SinkServer() as server:
+        @contextlib.contextmanager
+        def send_time(s):
+            with socket.create_connection(server.address) as sock:
+                yield lambda: sock.sendall(s.payload)
+                sock.shutdown(socket.SHUT_WR)
+                sock.recv(8)  # the sink's byte count: every byte arrived
+
+        panel = SweepPanel(send_time, sweep="payload", payload=MIB, hide=("bufsize",), fit_from=64 * 1024,
+                           claim=("sendall() is O(k)", "linear"), repeats=7)
+        assert panel.run(timeout=60)
+    assert [p.x for p in panel.points] == powers_of_two(1, MIB)
+    assert panel.points[-1].median_ns > panel.points[0].median_ns
+    assert panel.verdict is not None and "sendall() is O(k):" in panel.status_text
