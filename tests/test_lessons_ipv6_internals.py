@@ -1,0 +1,209 @@
+"""Lesson helpers of 07 (ipv6) and 08 (internals): real loopback sockets, pure verdicts both ways."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+import threading
+
+import pytest
+
+from socketlessons.doctor import ipv6_available
+from socketlessons.lessons import internals, ipv6
+from socketlessons.lessons.internals import (
+    BufferResult,
+    GilResult,
+    RequestServer,
+    buffer_verdict,
+    busy_thread,
+    gil_verdict,
+    nagle_verdict,
+    parse_linux_tcp_info,
+    parse_macos_tcp_connection_info,
+    send_throughput,
+    switch_interval,
+    tcp_info,
+    time_requests,
+)
+from socketlessons.servers import SinkServer
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux TCP behaviour")
+needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this host")
+
+
+# ---- ipv6 ------------------------------------------------------------------------------------
+
+def test_candidates_keep_order_and_families():
+    infos = ipv6.candidates(("127.0.0.1", 1234), ("::1", 1234))
+    assert [i[0] for i in infos] == [socket.AF_INET, socket.AF_INET6]
+    assert infos[0][4] == ("127.0.0.1", 1234) and infos[1][4][:2] == ("::1", 1234)
+    assert "AF_INET6" in ipv6.describe_addrinfo(infos)[1]
+
+
+def test_candidates_never_resolve_names():
+    with pytest.raises(socket.gaierror):
+        ipv6.candidates(("localhost", 80))
+
+
+def test_closed_port_refuses_while_held(no_leaks):
+    with ipv6.closed_port() as address, pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=2).close()
+
+
+@needs_ipv6
+def test_dualstack_report_on_loopback(no_leaks):
+    report = ipv6.dualstack_report()
+    assert report.ipv6 and report.v6_client_on_v6_server.startswith("accepted")
+    if report.has_dualstack:
+        assert "::ffff:127.0.0.1" in report.mapped_peer or "refuses" in report.mapped_peer
+    assert len(str(report).splitlines()) == 5
+
+
+def test_ipv6_skip_message_matches_probe():
+    assert (ipv6.ipv6_skip_message() is None) == ipv6_available()
+
+
+def test_version_table_is_probed_here():
+    rows = {r[0]: r for r in ipv6.version_table()}
+    assert rows["socket.timeout is TimeoutError"][3] == ("yes" if socket.timeout is TimeoutError else "no")
+    assert rows["create_server(), has_dualstack_ipv6()"][1] == "3.8"
+    assert rows["send_fds() / recv_fds()"][3] == ("yes" if hasattr(socket, "send_fds") else "no")
+
+
+def test_python2_send_str_is_a_type_error():
+    a, b = socket.socketpair()
+    with a, b:
+        assert ipv6.python2_send_str(a).startswith("TypeError")
+
+
+def test_split_utf8_can_cut_a_character():
+    head, tail = ipv6.split_utf8("é", 1)
+    with pytest.raises(UnicodeDecodeError):
+        head.decode("utf-8")
+    assert (head + tail).decode("utf-8") == "é"
+
+
+# ---- Nagle -----------------------------------------------------------------------------------
+
+def test_request_server_answers_whole_requests_only(no_leaks):
+    with RequestServer(request_size=4, reply=b"!") as server, \
+            socket.create_connection(server.address, timeout=2) as sock:
+        sock.sendall(b"abcdefgh")  # two requests glued together
+        got = b""
+        while len(got) < 2:
+            got += sock.recv(2)
+        assert got == b"!!"
+        sock.sendall(b"ab")
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # half a request: no answer
+
+
+@pytest.mark.parametrize("kwargs", [{"request_size": 0}, {"request_size": True}])
+def test_request_server_validates(kwargs):
+    with pytest.raises(ValueError, match="request_size"):
+        RequestServer(**kwargs)
+
+
+def test_nagle_verdict_both_ways():
+    assert nagle_verdict([44e6] * 3, [25e3] * 3).stalled
+    assert "stall confirmed" in str(nagle_verdict([44e6] * 3, [25e3] * 3))
+    calm = nagle_verdict([30e3] * 3, [25e3] * 3)
+    assert not calm.stalled and "no stall" in calm.text
+
+
+@linux_only
+def test_nodelay_changes_the_printed_conclusion(no_leaks):
+    """The notebook's claim: same server, only TCP_NODELAY differs, and the verdict flips."""
+    with RequestServer() as server:
+        nagle = time_requests(server.address, nodelay=False, n=4)
+        nodelay = time_requests(server.address, nodelay=True, n=4)
+    assert nagle_verdict(nagle, nodelay).stalled
+    assert not nagle_verdict(nodelay, nodelay).stalled
+
+
+# ---- buffers ---------------------------------------------------------------------------------
+
+def test_buffer_verdict_both_ways():
+    small, big = BufferResult(4096, 8192, 10**6, 1.0), BufferResult(1 << 20, 2 << 20, 10**7, 1.0)
+    assert "larger buffer was 10.0× faster" in buffer_verdict([small, big])
+    assert "Linux" in buffer_verdict([small, big])
+    assert "smaller buffer" in buffer_verdict([BufferResult(4096, 4096, 10**7, 1.0), BufferResult(1 << 20, 1 << 20, 10**6, 1.0)])
+    assert "no clear effect" in buffer_verdict([BufferResult(4096, 1, 10**6, 1.0), BufferResult(8192, 1, 10**6, 1.0)])
+    assert "at least two" in buffer_verdict([small])
+
+
+def test_send_throughput_counts_every_byte(no_leaks):
+    with SinkServer() as sink:
+        r = send_throughput(sink.address, 65536, total=1 << 20, chunk=1 << 16, deadline_s=2.0)
+    assert r.nbytes % (1 << 16) == 0 and 0 < r.nbytes <= 1 << 20
+    assert r.granted >= r.asked and r.bytes_per_s > 0
+
+
+def test_send_throughput_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="sndbuf"):
+        send_throughput(("127.0.0.1", 9), 0)
+
+
+# ---- TCP_INFO --------------------------------------------------------------------------------
+
+def test_parse_linux_tcp_info_synthetic():
+    values = [1, 0, 2, 0, 0, 7, 0, 0] + list(range(100, 124))  # rto=100 … total_retrans=123
+    raw = struct.pack("=8B24I", *values) + struct.pack("=4Q2I", 0, 0, 500, 600, 7, 8)
+    info = parse_linux_tcp_info(raw)
+    assert (info.state, info.retransmits, info.rto_us, info.rtt_us, info.snd_cwnd, info.total_retrans) == \
+        (1, 2, 100, 115, 118, 123)
+    assert info.extra == {"bytes_acked": 500, "bytes_received": 600, "segs_out": 7, "segs_in": 8}
+    assert parse_linux_tcp_info(raw[:104]).extra == {}
+    with pytest.raises(ValueError, match="104"):
+        parse_linux_tcp_info(raw[:50])
+
+
+def test_parse_macos_tcp_connection_info_synthetic():
+    u32 = [0, 0, 200, 16384, 0, 65536, 0, 0, 0, 3, 4, 1, 0]  # rto 200 ms, srtt 4 ms, cwnd 65536 B
+    raw = struct.pack("=4B13I7Q", 4, 0, 0, 0, *u32, 10, 1000, 0, 20, 2000, 0, 1)
+    assert len(raw) == 112
+    info = parse_macos_tcp_connection_info(raw)
+    assert (info.state, info.rtt_us, info.rto_us, info.snd_cwnd, info.cwnd_unit, info.mss) == \
+        (4, 4000.0, 200000.0, 65536, "bytes", 16384)
+    assert info.total_retrans == 1 and info.extra["bytes_received"] == 2000
+
+
+def test_tcp_info_live_or_explained(no_leaks):
+    with RequestServer() as server, socket.create_connection(server.address, timeout=2) as sock:
+        internals.write_write_read(sock)
+        info = tcp_info(sock)
+    if sys.platform.startswith("linux"):
+        assert info is not None and info.state == 1 and info.mss > 0 and info.snd_cwnd > 0  # 1 = ESTABLISHED
+    assert internals.tcp_info_support()
+
+
+# ---- GIL -------------------------------------------------------------------------------------
+
+def test_gil_verdict_both_ways():
+    quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
+    assert "×200" in gil_verdict(quiet, GilResult("busy", 5e6, 5e6, 10e6, 15e6, 50))
+    assert "no GIL wait" in gil_verdict(quiet, GilResult("busy", 20e3, 26e3, 50e3, 1e6, 9_000))
+
+
+def test_gil_result_needs_samples():
+    with pytest.raises(ValueError):
+        GilResult.from_samples("x", [])
+
+
+def test_busy_thread_is_bounded():
+    before = threading.active_count()
+    with busy_thread(0.05) as counter:
+        assert threading.active_count() == before + 1
+    assert counter[0] > 0 and threading.active_count() == before
+    with pytest.raises(ValueError):
+        with busy_thread(60):
+            pass
+
+
+def test_switch_interval_restores():
+    old = sys.getswitchinterval()
+    with switch_interval(0.001):
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    assert sys.getswitchinterval() == old
