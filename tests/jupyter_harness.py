@@ -61,9 +61,9 @@ def lesson_id(path: pathlib.Path) -> str:
     return path.stem
 
 
-def copy_notebooks(dest: pathlib.Path) -> pathlib.Path:
+def copy_notebooks(dest: pathlib.Path, source: pathlib.Path = NOTEBOOK_DIR) -> pathlib.Path:
     """Copy ``notebooks/`` (without checkpoints) to ``dest``; return the copy's path."""
-    shutil.copytree(NOTEBOOK_DIR, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     return dest
 
 
@@ -125,8 +125,9 @@ class JupyterLabServer:
     ``root`` is a fresh copy of ``notebooks/`` (JupyterLab saves executed notebooks there).
     """
 
-    def __init__(self, base: pathlib.Path) -> None:
+    def __init__(self, base: pathlib.Path, source: pathlib.Path = NOTEBOOK_DIR) -> None:
         self.base = base
+        self.source = source
         self.root = base / "notebooks"
         self.token = secrets.token_hex(16)
         self.port: int | None = None
@@ -140,7 +141,7 @@ class JupyterLabServer:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
 
     def start(self) -> JupyterLabServer:
-        copy_notebooks(self.root)
+        copy_notebooks(self.root, self.source)
         env = isolated_env(self.base)
         settings = self.base / "lab-settings"
         settings.mkdir()

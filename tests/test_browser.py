@@ -1,0 +1,271 @@
+"""Each lesson in a real JupyterLab, driven by headless Chromium: what a learner sees.
+
+For every ``notebooks/NN_*.ipynb``: open it, *Run › Run All Cells*, wait until the kernel is
+idle and every code cell has run, then check
+
+* no cell ended in an error (cells tagged ``raises-exception`` may: they show a trap);
+* every widget output rendered as widgets (not as a text fallback or "Error displaying widget");
+* for a lesson with a control panel (a slider and a Run button): moving the slider and pressing
+  Run changes the live plot (its image is replaced).
+
+The JupyterLab server and the browser are shared by all lessons of a session (starting them
+costs seconds); each lesson gets a fresh page and its kernel is shut down afterwards.
+
+Needs Chromium (Debian: ``apt-get install chromium``; elsewhere point SOCKETLESSONS_CHROMIUM
+at a Chrome/Chromium binary). Without it these tests skip, unless
+SOCKETLESSONS_REQUIRE_BROWSER=1 (CI) makes that a failure. On failure a screenshot and the
+server log land in ``test-artifacts/``. With SOCKETLESSONS_SCREENSHOT=1 the first lesson with a
+panel is saved as ``docs/images/live_plot.png`` (the README's picture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from .jupyter_harness import ROOT, JupyterLabServer, lesson_id, lessons
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOT = ROOT / "docs" / "images" / "live_plot.png"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: Run All of one lesson, on a busy 2-core machine.
+RUN_ALL_TIMEOUT_S = 240
+#: One panel run after a slider change (a sweep is bounded by its per-point budgets).
+PANEL_RUN_TIMEOUT_S = 120
+HOW_TO_ENABLE = (
+    "headless Chromium is needed for the browser tests: install it with `apt-get install chromium` "
+    "(Debian/Ubuntu), or set SOCKETLESSONS_CHROMIUM=/path/to/chrome; set "
+    "SOCKETLESSONS_REQUIRE_BROWSER=1 to make a missing browser a failure (CI does)"
+)
+
+# The notebook as JupyterLab holds it: kernel status and, per cell, count, tags and outputs.
+STATE_JS = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!w || !w.content || !w.content.model || !w.sessionContext) return null;
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  const nodes = Array.from(w.content.node.querySelectorAll('.jp-Cell'));
+  return {
+    status: kernel ? kernel.status : 'no kernel',
+    cells: w.content.model.toJSON().cells.map((c, i) => ({
+      type: c.cell_type,
+      count: c.execution_count === undefined ? null : c.execution_count,
+      tags: (c.metadata && c.metadata.tags) || [],
+      source: (Array.isArray(c.source) ? c.source.join('') : c.source).slice(0, 60),
+      errors: (c.outputs || []).filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
+      widgets: (c.outputs || []).filter(o => o.data && o.data['""" + WIDGET_MIME + """']).length,
+      rendered: nodes[i] ? nodes[i].querySelectorAll('.jp-OutputArea-output .jupyter-widgets').length : 0,
+      broken: nodes[i] ? /Error displaying widget|model not found/.test(nodes[i].innerText) : false,
+    })),
+  };
+}"""
+
+
+def chromium_executable() -> str | None:
+    """The browser to drive: SOCKETLESSONS_CHROMIUM, Debian's /usr/bin/chromium, or chromium on PATH."""
+    for candidate in (
+        os.environ.get("SOCKETLESSONS_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("SOCKETLESSONS_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"SOCKETLESSONS_REQUIRE_BROWSER=1 but {reason}; {HOW_TO_ENABLE}", pytrace=False)
+    pytest.skip(f"{reason}; {HOW_TO_ENABLE}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_executable()
+    if executable is None:
+        _unavailable("no Chromium found")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the Python package playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as p:
+        # Playwright adds --no-sandbox when running as root (CI); no GPU, no /dev/shm in containers.
+        b = p.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def lab(browser, tmp_path_factory):
+    with JupyterLabServer(tmp_path_factory.mktemp("lab")) as server:
+        yield server
+
+
+def _api(lab: JupyterLabServer, method: str, path: str) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{lab.port}/{path}", method=method, headers={"Authorization": f"token {lab.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        body = reply.read()
+    return json.loads(body) if body else None
+
+
+def _shutdown_kernels(lab: JupyterLabServer) -> None:
+    """Free the CPU for the next lesson: end every session and kernel this lesson started."""
+    for session in _api(lab, "GET", "api/sessions"):
+        _api(lab, "DELETE", f"api/sessions/{session['id']}")
+    for kernel in _api(lab, "GET", "api/kernels"):
+        _api(lab, "DELETE", f"api/kernels/{kernel['id']}")
+
+
+def _describe(state: dict | None) -> str:
+    if state is None:
+        return "the notebook is not open"
+    lines = [f"kernel: {state['status']}"]
+    for i, c in enumerate(state["cells"]):
+        if c["type"] == "code":
+            lines.append(f"  cell {i} [{c['count']}] {c['source']!r} {c['errors'] or ''}")
+    return "\n".join(lines)
+
+
+def _unexpected_errors(state: dict) -> list[str]:
+    return [
+        f"cell {i} ({c['source']!r}...): {e}"
+        for i, c in enumerate(state["cells"])
+        if "raises-exception" not in c["tags"]
+        for e in c["errors"]
+    ]
+
+
+def run_all_and_wait(page: Any, lesson: str) -> dict:
+    """Run › Run All Cells from the menu; return the notebook state once every code cell has run
+    and the kernel is idle. Fails early on an unexpected error."""
+    page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=60_000)
+    page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
+    # Two menu items are named "Run All Cells" (strict-mode error): pick by command id.
+    page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+    deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
+    state = None
+    while time.monotonic() < deadline:
+        state = page.evaluate(STATE_JS)
+        if state is not None and state["status"] == "idle":
+            errors = _unexpected_errors(state)
+            assert not errors, f"{lesson}: a cell failed in JupyterLab:\n" + "\n".join(errors)
+            code = [c for c in state["cells"] if c["type"] == "code" and c["source"].strip()]
+            if all(c["count"] is not None for c in code):
+                return state
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{lesson}: Run All did not finish in {RUN_ALL_TIMEOUT_S} s:\n{_describe(state)}")
+
+
+def check_widgets_rendered(state: dict, lesson: str) -> int:
+    """Every cell with widget outputs shows rendered widgets; return how many such cells."""
+    cells = [(i, c) for i, c in enumerate(state["cells"]) if c["widgets"]]
+    broken = [i for i, c in cells if c["broken"] or not c["rendered"]]
+    assert not broken, (
+        f"{lesson}: widgets did not render in cells {broken} (text fallback or 'Error displaying widget'): "
+        "are ipywidgets and jupyterlab_widgets installed in the same environment as JupyterLab?"
+    )
+    return len(cells)
+
+
+def _plot_sources(panel: Any) -> list[str]:
+    return panel.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
+
+
+def move_slider_and_run(page: Any, lesson: str) -> Any | None:
+    """In the first panel (an output with a slider and a button): move its first slider one step,
+    press Run, and wait until the plot's image has been replaced. Returns the panel, or None if
+    the lesson has no panel."""
+    panels = page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-slider")).filter(
+        has=page.locator(".widget-button")
+    )
+    if panels.count() == 0:
+        return None
+    panel = panels.first
+    panel.scroll_into_view_if_needed()
+    before = _plot_sources(panel)
+    assert before, f"{lesson}: the panel shows no plot image before Run"
+    slider = panel.locator(".widget-slider").first
+    readout = slider.locator(".widget-readout")
+    old = readout.inner_text()
+    for key in ("ArrowLeft", "ArrowRight", "ArrowRight"):  # one step down, or up if at the bottom
+        slider.locator(".noUi-handle").first.focus()
+        page.keyboard.press(key)
+        page.wait_for_timeout(200)
+        if readout.inner_text() != old:
+            break
+    assert readout.inner_text() != old, f"{lesson}: the slider did not move (still {old!r})"
+    buttons = panel.locator(".widget-button")
+    run = buttons.filter(has_text="Run")
+    (run.first if run.count() else buttons.first).click()
+    deadline = time.monotonic() + PANEL_RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        after = _plot_sources(panel)
+        running = panel.locator(".widget-button:disabled").count() > 0
+        if after and after != before and not running:
+            page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(300)  # let the last image update land
+            return panel
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{lesson}: the plot did not change within {PANEL_RUN_TIMEOUT_S} s of moving the slider to "
+                         f"{readout.inner_text()!r} and pressing Run")
+
+
+def _save_failure(page: Any, lab: JupyterLabServer, lesson: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"browser-{lesson}.png"), full_page=True)
+    except Exception:  # the page may be gone; the log still helps
+        pass
+    (ARTIFACTS / f"browser-{lesson}.log").write_text(lab.log_tail(200))
+
+
+_screenshot_taken = False
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("lesson", lessons(), ids=lesson_id)
+def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, browser: Any, record_property) -> None:
+    global _screenshot_taken
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(lab.url(f"lab/tree/{lesson.name}"))
+        state = run_all_and_wait(page, lesson.stem)
+        record_property("widget_cells", check_widgets_rendered(state, lesson.stem))
+        panel = move_slider_and_run(page, lesson.stem)
+        record_property("panel", panel is not None)
+        if panel is not None and os.environ.get("SOCKETLESSONS_SCREENSHOT") == "1" and not _screenshot_taken:
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            panel.screenshot(path=str(SCREENSHOT))
+            _screenshot_taken = True
+    except BaseException:
+        _save_failure(page, lab, lesson.stem)
+        raise
+    finally:
+        context.close()
+        _shutdown_kernels(lab)
+
+
+@pytest.mark.parametrize("required", ["", "1"])
+def test_missing_browser_skips_with_a_hint_or_fails_in_ci(monkeypatch, required):
+    monkeypatch.setenv("SOCKETLESSONS_REQUIRE_BROWSER", required)
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match="apt-get install chromium"):
+        _unavailable("no Chromium found")
