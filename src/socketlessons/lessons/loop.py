@@ -29,8 +29,8 @@ from ..measure import Growth, Point, compare, fit_growth
 from ..servers._base import ServerEvent
 from ..servers._loops import LOOP_SERVERS, LoopServer, Work
 
-__all__ = ["FdLimit", "IdleCost", "fd_limit", "growth_verdicts", "idle_cost", "latency_point",
-           "latency_vs_clients", "max_concurrency", "os_threads", "platform_note", "raise_fd_limit", "rss_bytes", "service_intervals",
+__all__ = ["FdLimit", "IdleCost", "IdlePanel", "compare_timelines", "waiting_verdict", "fd_limit", "growth_verdicts", "idle_cost", "latency_point",
+           "LoopPanel", "expected_growth", "latency_vs_clients", "max_concurrency", "os_threads", "platform_note", "raise_fd_limit", "rss_bytes", "service_intervals",
            "service_timeline"]
 
 # ---- who was served when ----------------------------------------------------------------------
@@ -272,3 +272,200 @@ def platform_note() -> str:
     if sys.platform == "darwin":
         return "macOS: the default soft limit is 256; kern.maxfilesperproc caps how far it can be raised."
     return "Linux: the soft limit can be raised up to the hard limit without privileges."
+
+
+# ---- the panel: latency against N for the four servers, live ---------------------------------
+
+def expected_growth(work: Work = "sleep") -> dict[str, str]:
+    """The claim per server: the sequential loop's waiting grows linearly with N; the others stay
+    flat while the cost is a wait, but a CPU cost serialises everyone in one Python process."""
+    labels = {kind: cls.label for kind, cls in LOOP_SERVERS.items()}
+    if work == "cpu":
+        return {label: "linear" for label in labels.values()}
+    return {label: ("linear" if kind == "sequential" else "constant") for kind, label in labels.items()}
+
+
+class LoopPanel:
+    """Widgets for N (clients), processing cost, kind of work and payload; Run; a live plot.
+
+    Each run measures every server at every N up to the slider (powers of two), one point at a
+    time in a worker thread, draws them as they come, then prints the growth of each server's
+    median latency against N with a verdict computed from those points. ``run()`` blocks
+    (headless use); the Run button does not.
+    """
+
+    def __init__(self, kinds: Sequence[str] = tuple(LOOP_SERVERS), *, clients: int = 32, cost_ms: float = 2,
+                 work: Work = "sleep", size: int = 64) -> None:
+        import ipywidgets as widgets
+
+        from ..plots import LivePlot
+        from ..widgets import SizeSlider, powers_of_two
+
+        self.kinds = list(kinds)
+        style = {"description_width": "8em"}
+        self.clients = SizeSlider(powers_of_two(1, 1024), name="clients", unit="", value=clients,
+                                  description="clients up to", style=style)
+        self.cost = widgets.SelectionSlider(options=[0, 0.5, 1, 2, 5, 10, 20], value=cost_ms,
+                                            description="cost (ms)", continuous_update=False, style=style)
+        self.work = widgets.ToggleButtons(options=["sleep", "cpu"], value=work, description="work", style=style)
+        self.size = SizeSlider(powers_of_two(16, 64 * 1024), name="payload", value=size, description="payload",
+                               style=style)
+        self.button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.progress = widgets.IntProgress(min=0, max=1, value=0)
+        self.status = widgets.HTML()
+        self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
+        self.plot = LivePlot("Latency against the number of clients N", "clients N", "median latency (ms)",
+                             logx=True, logy=True, output=self.output, scale=1e-6, min_interval_s=0.3)
+        self.box = widgets.VBox([self.clients, self.cost, self.work, self.size,
+                                 widgets.HBox([self.button, self.progress]), self.status, self.output])
+        self.points: list[Point] = []
+        self.verdicts: dict[str, tuple[Growth, str]] = {}
+        self.error = ""
+        self._thread: Any = None
+        self.button.on_click(lambda _b: self.start_run())
+        self.plot.redraw()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+    def start_run(self) -> bool:
+        if self._thread is not None and self._thread.is_alive():
+            self.status.value = "A run is in progress: wait for it to finish."
+            return False
+        import threading
+
+        ns = [n for n in self.clients.sizes if n <= self.clients.value]
+        self.progress.max, self.progress.value = len(ns) * len(self.kinds), 0
+        self.button.disabled = True
+        self.status.value = f"Measuring {len(self.kinds)} servers at N = {', '.join(map(str, ns))} …"
+        self._thread = threading.Thread(target=self._worker, args=(ns,), name="socketlessons-loop-panel",
+                                        daemon=True)
+        self._thread.start()
+        return True
+
+    def run(self, timeout: float = 300.0) -> bool:
+        """Measure and wait (from a cell); True if the run finished without error."""
+        if not self.start_run():
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive() and not self.error
+
+    def _worker(self, ns: list[int]) -> None:
+        import html
+
+        cost, work, size = self.cost.value / 1000, self.work.value, self.size.value
+        self.plot.title = (f"Latency against N clients ({self.cost.value:g} ms of {work} per request, "
+                           f"{size} B): who grows?")
+        self.plot.clear()
+
+        def on_point(p: Point) -> None:
+            self.progress.value += 1
+            self.plot.add(p)
+
+        try:
+            self.error = ""
+            self.points = latency_vs_clients(self.kinds, ns, cost=cost, work=work, size=size, on_point=on_point)
+            expected = {LOOP_SERVERS[k].label: expected_growth(work)[LOOP_SERVERS[k].label] for k in self.kinds}
+            self.verdicts = growth_verdicts(self.points, expected) if len(ns) >= 3 else {}
+            for series, (growth, _) in self.verdicts.items():
+                self.plot.add_fit(series, growth)
+            lines = [text for _, text in self.verdicts.values()] or ["Pick N up to at least 4 for a fit."]
+            self.status.value = "<br>".join(html.escape(line) for line in lines)
+        except Exception as exc:  # a message in the panel, never a traceback in some cell
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status.value = html.escape(f"The run failed: {self.error}")
+        finally:
+            self.plot.finish()
+            self.button.disabled = False
+
+
+# ---- small pieces the notebook shows ---------------------------------------------------------
+
+
+def compare_timelines(kinds: Sequence[str] = ("sequential", "threaded"), *, clients: int = 6,
+                      cost: float = 0.02) -> Any:
+    """Run ``clients`` at once against each traced server; one Gantt panel per server."""
+    from ..plots import _new_figure
+
+    fig, ax0 = _new_figure(None, figsize=(6.4, 2.2 * len(kinds)))
+    fig.delaxes(ax0)
+    axes = fig.subplots(len(kinds), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, kind in zip(axes, kinds):
+        with _server(kind, cost, "sleep", trace=True) as server:
+            run_load(server.address, clients, timeout=30)
+        spans = service_intervals(server.events)
+        service_timeline(server.events, ax=ax, title=f"{LOOP_SERVERS[kind].label}: at most "
+                                                     f"{max_concurrency(spans.values())} client(s) served at once")
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    return fig
+
+
+def waiting_verdict(result: LoadResult, cost: float) -> str:
+    """Does client k wait for the k-1 before it? Fit first-reply latency against arrival rank."""
+    from ..measure import fit_affine
+
+    waits = sorted(result.first_reply_ms())
+    if len(waits) < 3:
+        return "need at least 3 clients to see a trend"
+    fit = fit_affine(list(range(1, len(waits) + 1)), waits)
+    per_client, want = fit.per_unit_ns, cost * 1000  # both in ms here
+    ok = 0.7 * want <= per_client <= 1.5 * want
+    return (f"each client in the queue waited {per_client:.1f} ms more than the one before it "
+            f"(processing cost {want:g} ms, R² {fit.r2:.2f}): "
+            + ("confirmed: the last of N waits for all N - 1 others" if ok else
+               "not the expected ≈ cost per client: re-run, or look at the plot"))
+
+
+class IdlePanel:
+    """Hold N idle connections to the asyncio and thread-per-client servers; report the cost."""
+
+    def __init__(self, n: int = 2000, kinds: Sequence[str] = ("asyncio", "threaded")) -> None:
+        import ipywidgets as widgets
+
+        limit = fd_limit().max_connections or 9_000
+        self.kinds = list(kinds)
+        self.n = widgets.IntSlider(value=min(n, limit), min=100, max=max(100, min(limit, 9_900)), step=100,
+                                   description="connections", continuous_update=False,
+                                   style={"description_width": "8em"})
+        self.button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.status = widgets.HTML()
+        self.results: list[IdleCost] = []
+        self.box = widgets.VBox([self.n, self.button, self.status])
+        self._thread: Any = None
+        self.button.on_click(lambda _b: self.start_run())
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+    def start_run(self) -> bool:
+        import threading
+
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        self.button.disabled = True
+        self.status.value = f"Opening {self.n.value:,} connections to each server …"
+        self._thread = threading.Thread(target=self._worker, name="socketlessons-idle-panel", daemon=True)
+        self._thread.start()
+        return True
+
+    def run(self, timeout: float = 300.0) -> bool:
+        if not self.start_run():
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _worker(self) -> None:
+        import html
+
+        try:
+            self.results = [idle_cost(kind, self.n.value) for kind in self.kinds]
+            self.status.value = "<br>".join(html.escape(str(r)) for r in self.results)
+        except Exception as exc:
+            self.status.value = html.escape(f"The run failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.button.disabled = False
