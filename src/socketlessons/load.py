@@ -135,6 +135,10 @@ class LoadResult:
         return [(c.done_ns[0] - c.sent_ns[0]) / 1e6 for c in self.clients if c.done_ns]
 
     def summary(self) -> str:
+        if not self.completed:
+            first = next((c.error for c in self.clients if c.error), "")
+            return (f"{len(self.clients)} clients × {self.requests_per_client} requests: none answered"
+                    + (f" ({first})" if first else "") + ("; TIMED OUT" if self.timed_out else ""))
         text = (f"{len(self.clients)} clients × {self.requests_per_client} requests: {self.completed}/"
                 f"{self.expected} answered in {self.seconds:.3g} s ({self.requests_per_s:,.0f} req/s); "
                 f"latency median {self.latency_ms(50):.3g} ms, p99 {self.latency_ms(99):.3g} ms")
