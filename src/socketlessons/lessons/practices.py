@@ -25,8 +25,10 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from ..measure import Timing, summarize
 
 from ..servers import SilentServer, TCPServer
 from ..servers._tcp import ConnectionStats
@@ -34,6 +36,10 @@ from ..servers._tcp import ConnectionStats
 __all__ = [
     "GuiDemo",
     "HangingServer",
+    "clients_timing",
+    "fetch_async",
+    "run_async",
+    "wait_until",
     "SlowEchoServer",
     "Watch",
     "concurrency_verdict",
@@ -164,6 +170,17 @@ def watch(fn: Callable[[], Any], seconds: float) -> Watch:
     return w
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, poll: float = 0.005) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value.
+
+    For things another thread finishes a moment later (a server noticing a closed connection).
+    """
+    deadline = time.monotonic() + timeout
+    while not (ok := bool(predicate())) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return ok
+
+
 # ---- ResourceWarning --------------------------------------------------------------------------
 
 
@@ -222,6 +239,62 @@ async def fetch_async(address: tuple[str, int], payload: bytes = b"ping", timeou
             await writer.wait_closed()
 
     return await asyncio.wait_for(exchange(), timeout)
+
+
+T = TypeVar("T")
+#: Longest a helper waits for a coroutine run in its own thread.
+RUN_ASYNC_TIMEOUT_S = 30.0
+
+
+def run_async(make_coro: Callable[[], Awaitable[T]], timeout: float = RUN_ASYNC_TIMEOUT_S) -> T:
+    """Run ``make_coro()`` in a fresh event loop in a helper thread; wait (bounded) for it.
+
+    In a notebook cell, prefer top-level ``await``: the kernel's own loop is already running,
+    so ``asyncio.run()`` fails there. This helper is for code that is not a coroutine itself
+    (a sweep's op, a widget's worker thread).
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(make_coro())  # type: ignore[arg-type]
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="socketlessons-async", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the coroutine did not finish within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+async def _clients(address: tuple[str, int], n: int, at_once: bool, payload: bytes) -> None:
+    if at_once:
+        await asyncio.gather(*(fetch_async(address, payload) for _ in range(n)))
+    else:
+        for _ in range(n):
+            await fetch_async(address, payload)
+
+
+def clients_timing(address: tuple[str, int], n: int, *, at_once: bool, repeats: int = 3, warmup: int = 1,
+                   payload: bytes = b"ping") -> Timing:
+    """Wall time for ``n`` clients, each one request, all at once or one after another.
+
+    Each client opens its own connection (asyncio streams), sends ``payload``, reads the echo
+    and closes. Returns a ``Timing`` of ``repeats`` runs (for ``measure.sweep``).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of clients, got {n!r}")
+    samples = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter_ns()
+        run_async(lambda: _clients(address, n, at_once, payload))
+        if i >= warmup:  # the first run pays for imports, thread and loop start-up
+            samples.append(time.perf_counter_ns() - t0)
+    return summarize(samples)
 
 
 MODES = ("blocking", "thread", "asyncio")
