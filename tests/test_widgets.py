@@ -10,7 +10,7 @@ import pytest
 from traitlets import TraitError
 
 from socketlessons import SinkServer
-from socketlessons.measure import summarize
+from socketlessons.measure import Point, summarize
 from socketlessons.widgets import (
     MAX_UDP_PAYLOAD,
     SizeSlider,
@@ -22,6 +22,23 @@ from socketlessons.widgets import (
 )
 
 MIB = 2**20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fonts_loaded():
+    """matplotlib keeps each font file it has used open, per rendering thread (its font
+    cache): render once before the leak-checked tests, so those are not counted as leaks."""
+    from socketlessons.plots import LivePlot, sequence_diagram, to_png
+    from socketlessons.trace import TraceEvent
+
+    plot = LivePlot("t", "payload size (bytes)", "µs", logx=True, logy=True)
+    plot.add(Point.from_timing(1, summarize([1.0])))
+    plot.add(Point.from_timing(1024, summarize([2.0])))
+    plot.finish()
+    to_png(sequence_diagram([TraceEvent(0, "client", "send", 1, 1)]))
+    # The panels' worker thread lives as long as the process and renders the plots, with its
+    # own font handles: start it before the leak-checked tests.
+    SweepPanel(lambda s: summarize([1.0]), payload=2).run()
 
 
 def fake_measure(calls=None):
@@ -158,7 +175,7 @@ def test_custom_control_for_a_client_count():
 @pytest.mark.parametrize("slider,value,message", [
     ("payload", 0, "payload size must be at least 1 byte, got 0"),
     ("payload", -8, "payload size must be at least 1 byte, got -8"),
-    ("payload", 2**40, "payload size 1099511627776 is not on the slider: pick one of 1 B, 2 B, 4 B … 1 MiB"),
+    ("payload", 2**40, "payload size 1099511627776 is not on the slider: pick one of 1 B, 2 B, 4 B … 4 MiB"),
     ("bufsize", 100, "buffer size 100 is not on the slider"),
     ("bufsize", "4096", "buffer size must be a whole number of bytes, got '4096'"),
 ])
@@ -269,3 +286,31 @@ def test_real_send_sweep_through_the_panel(no_leaks):
     assert [p.x for p in panel.points] == powers_of_two(1, MIB)
     assert panel.points[-1].median_ns > panel.points[0].median_ns
     assert panel.verdict is not None and "sendall() is O(k):" in panel.status_text
+
+
+def test_too_few_points_to_fit_says_what_to_do():
+    panel = SweepPanel(fake_measure(), sweep="payload", payload=1024, fit_from=64 * 1024)
+    panel.run()
+    assert "Too few sizes from 64 KiB up to fit a line: move the payload slider higher" in panel.status_text
+    assert panel.growth is None
+
+
+def test_two_panels_never_measure_at_the_same_time():
+    release, order = threading.Event(), []
+
+    def slow(s):
+        order.append(("a", s.x))
+        release.wait(10)
+        return summarize([1.0])
+
+    def quick(s):
+        order.append(("b", s.x))
+        return summarize([1.0])
+
+    a, b = SweepPanel(slow, payload=2), SweepPanel(quick, payload=2)
+    a.button.click()
+    b.button.click()
+    assert "Waiting for another panel's run to finish" in b.status_text
+    release.set()
+    assert a.wait(10) and b.wait(10)
+    assert order == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]

@@ -48,10 +48,11 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .measure import Affine, Growth, Point
 
-__all__ = ["PALETTE", "LivePlot", "plot_points", "sequence_diagram", "style_for"]
+__all__ = ["PALETTE", "LivePlot", "fit_label", "format_bytes", "plot_points", "sequence_diagram", "style_for", "to_png"]
 
 #: Okabe & Ito (2008) colour-blind-safe colours; markers and dashes separate them in grayscale.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -65,6 +66,15 @@ def style_for(i: int) -> dict[str, Any]:
     """Colour, marker and line style of the ``i``-th series."""
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+
+
+def format_bytes(n: float) -> str:
+    """``1 B``, ``64 KiB``, ``1 MiB``, ``1,500 B`` (tick labels and messages)."""
+    n = int(round(n))
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} B"
 
 
 def _new_figure(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
@@ -102,11 +112,14 @@ def plot_points(
     logy: bool = False,
     fits: dict[str, Growth | Affine] | None = None,
     scale: float = 1e-3,
+    fit_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Figure:
     """Draw sweep points (median with an IQR error bar), one style per series; return the figure.
 
     ``scale`` converts ns to the y unit (default µs). ``fits`` maps a series to its fit, drawn
-    as a line over the series' x range with its label in the legend.
+    as a line over the series' x range (or ``fit_ranges[series]``, the x range that was
+    fitted) with its label in the legend. An x axis in bytes on a log scale is labelled
+    ``1 B``, ``1 KiB``, ``1 MiB``.
     """
     fig, ax = _new_figure(ax)
     ax.clear()
@@ -125,13 +138,14 @@ def plot_points(
                     capsize=3, markersize=5, label=name or "measured (median, IQR)")
         fit = fits.get(name)
         if fit is not None and len(xs) >= 2:
-            _draw_fit(ax, fit, xs, scale, st, logx)
+            _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx)
     _decorate(ax, title, xlabel, ylabel, logx, logy)
     return fig
 
 
-def _draw_fit(ax: Axes, fit: Growth | Affine, xs: Sequence[float], scale: float, st: dict[str, Any], logx: bool) -> None:
-    x0, x1 = min(xs), max(xs)
+def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scale: float, st: dict[str, Any],
+              logx: bool) -> None:
+    x0, x1 = x_range
     if logx and x0 > 0:
         grid = [x0 * (x1 / x0) ** (i / 49) for i in range(50)]
     else:
@@ -145,6 +159,8 @@ def _draw_fit(ax: Axes, fit: Growth | Affine, xs: Sequence[float], scale: float,
 def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: bool) -> None:
     if logx:
         ax.set_xscale("log", base=2)
+        if "byte" in xlabel:
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_bytes(v) if v >= 1 else ""))
     if logy:
         ax.set_yscale("log")
     if title:
@@ -183,6 +199,7 @@ class LivePlot:
         self.output = output
         self.points: list[Point] = []
         self.fits: dict[str, Growth | Affine] = {}
+        self.fit_ranges: dict[str, tuple[float, float]] = {}
         self.figure, self.ax = _new_figure(None)
         self.redraws = 0
         self._handle: Any = None
@@ -211,10 +228,15 @@ class LivePlot:
             if time.monotonic() - self._last_draw >= self.min_interval_s:
                 self.redraw()
 
-    def add_fit(self, series: str, fit: Growth | Affine) -> None:
-        """Draw ``fit`` over ``series``'s points, its label ("linear, slope 0.98") in the legend."""
+    def add_fit(self, series: str, fit: Growth | Affine, x_range: tuple[float, float] | None = None) -> None:
+        """Draw ``fit`` over ``series``'s points (or over ``x_range``, the x range that was fitted),
+        its label ("linear, slope 0.98") in the legend."""
         with self._lock:
             self.fits[series] = fit
+            if x_range is not None:
+                self.fit_ranges[series] = x_range
+            else:
+                self.fit_ranges.pop(series, None)
             self.redraw()
 
     def clear(self) -> None:
@@ -222,6 +244,7 @@ class LivePlot:
         with self._lock:
             self.points.clear()
             self.fits.clear()
+            self.fit_ranges.clear()
             self.redraw()
 
     def keep_series(self, labels: set[str] | frozenset[str]) -> None:
@@ -230,6 +253,7 @@ class LivePlot:
             self.points[:] = [p for p in self.points if p.series in labels]
             for name in [n for n in self.fits if n not in labels]:
                 del self.fits[name]
+                self.fit_ranges.pop(name, None)
 
     def finish(self) -> LivePlot:
         """Final redraw, whatever the throttle says."""
@@ -252,7 +276,7 @@ class LivePlot:
 
     def _draw(self) -> None:
         plot_points(self.points, ax=self.ax, title=self.title, xlabel=self.xlabel, ylabel=self.ylabel,
-                    logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale)
+                    logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale, fit_ranges=self.fit_ranges)
         self._last_draw = time.monotonic()
         self.redraws += 1
 

@@ -32,8 +32,9 @@ Rules:
   status line, and the run does not start (or, for non-ASCII text, starts and says so).
 * A click while a run is going does not start a second run (the status line says so).
 * A run happens in a worker thread, so the panel stays responsive in JupyterLab (widget
-  messages are handled only between cells). Points are measured in that one thread, one
-  after another; redraws happen between points, never during a timed batch (``measure``).
+  messages are handled only between cells). One worker thread serves every panel, so two
+  runs never overlap; points are measured one after another and redraws happen between
+  points, never during a timed batch (``measure``).
   ``panel.run()`` from Python blocks until the run is done; ``button.click()`` returns at
   once and ``panel.wait(timeout)`` waits for it (what a notebook under nbmake does).
 * Every control measures only on Run (and ``continuous_update=False``): moving a slider
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import queue
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -53,7 +55,7 @@ import ipywidgets as widgets
 from traitlets import TraitError, validate
 
 from .measure import DEFAULT_REPEATS, Affine, Growth, Point, Verdict, compare, fit_affine, fit_growth, sweep
-from .plots import LivePlot
+from .plots import LivePlot, format_bytes
 
 __all__ = [
     "RunSettings",
@@ -84,11 +86,8 @@ def powers_of_two(lo: int, hi: int) -> list[int]:
 
 
 def format_size(n: int) -> str:
-    """``1 B``, ``64 KiB``, ``1 MiB``, ``1500 B``."""
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n:,} B"
+    """``1 B``, ``64 KiB``, ``1 MiB``, ``1,500 B``."""
+    return format_bytes(n)
 
 
 def check_size(name: str, value: Any, *, max_size: int | None = None, what: str = "this operation",
@@ -210,7 +209,8 @@ class SweepPanel(widgets.VBox):
             names the operation in the message ("sendto() over IPv4").
         hide: built-in controls the measurement ignores (``("bufsize",)`` for a send sweep);
             hidden controls are not shown and not named in the series label.
-        payload_sizes / bufsize_sizes: the sliders' options (powers of two, 1 B .. 1 MiB).
+        payload_sizes / bufsize_sizes: the sliders' options (powers of two, 1 B .. 4 MiB and
+            1 B .. 1 MiB).
         controls: extra sliders, ``{name: options}``; their values reach ``measure`` as attributes.
         series: label of a run's points, from the settings; default names the fixed controls.
         keep_runs: how many runs stay on the plot, so a run with other settings can be compared.
@@ -231,7 +231,7 @@ class SweepPanel(widgets.VBox):
         max_payload: int | None = None,
         what: str = "this operation",
         hide: Sequence[str] = (),
-        payload_sizes: Sequence[int] = tuple(powers_of_two(1, MIB)),
+        payload_sizes: Sequence[int] = tuple(powers_of_two(1, 4 * MIB)),
         bufsize_sizes: Sequence[int] = tuple(powers_of_two(1, MIB)),
         payload: int = 1024,
         bufsize: int = 4096,
@@ -304,7 +304,6 @@ class SweepPanel(widgets.VBox):
         self._done = threading.Event()
         self._done.set()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.button.on_click(lambda _b: self.start_run())
 
         if sweep in self.hide:
@@ -361,10 +360,10 @@ class SweepPanel(widgets.VBox):
         self.button.disabled = True
         xs = self.xs()
         self.progress.max, self.progress.value = max(1, len(xs)), 0
-        self._say(f"Measuring {len(xs)} sizes … {note}".strip())
-        self._thread = threading.Thread(target=self._worker, args=(settings, xs, note),
-                                        name="socketlessons-panel", daemon=True)
-        self._thread.start()
+        busy = _WORKER.busy
+        self._say((f"Waiting for another panel's run to finish, then measuring {len(xs)} sizes … {note}" if busy
+                   else f"Measuring {len(xs)} sizes … {note}").strip())
+        _WORKER.submit(lambda: self._worker(settings, xs, note))
         return True
 
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> bool:
@@ -452,7 +451,7 @@ class SweepPanel(widgets.VBox):
             lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes."]
         if self.fit_kind == "growth" and len(used) >= 2:
             self.growth = fit_growth([p.x for p in used], [p.median_ns for p in used])
-            self.plot.add_fit(label, self.growth)
+            self.plot.add_fit(label, self.growth, (min(p.x for p in used), max(p.x for p in used)))
             if self.claim is not None:
                 self.verdict = compare(self.claim[0], self.claim[1], self.growth)
                 lines.append(self.verdict.text)
@@ -460,8 +459,11 @@ class SweepPanel(widgets.VBox):
                 lines.append(f"Growth: {self.growth}." + (f" {self.growth.note}." if self.growth.note else ""))
         elif self.fit_kind == "affine" and len(used) >= 2:
             self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])
-            self.plot.add_fit(label, self.affine)
+            self.plot.add_fit(label, self.affine, (min(p.x for p in used), max(p.x for p in used)))
             lines.append(f"Fit: {self.affine} (R² {self.affine.r2:.2f}).")
+        if self.fit_kind is not None and len(used) < 2 and points:
+            where = f" from {self.sliders[self.sweep_name].fmt(self.fit_from)} up" if self.fit_from else ""
+            lines.append(f"Too few sizes{where} to fit a line: move the {self.sweep_name} slider higher and run again.")
         notes = sorted({p.note for p in points if p.note})
         lines += notes
         if note:
@@ -473,6 +475,53 @@ class SweepPanel(widgets.VBox):
 
     def _say_problem(self, text: str) -> None:
         self.status.value = "<b>" + html.escape(text) + "</b>"
+
+
+class _Worker:
+    """The one thread that runs every panel's measurements, one run after another.
+
+    One thread for all panels: two runs never overlap (each would distort the other's timings
+    through the GIL), and matplotlib, which opens its font files once per rendering thread,
+    opens them once. A daemon thread: it never delays the kernel's exit. It waits for work
+    with a timeout and loops, so no wait is unbounded.
+    """
+
+    IDLE_WAIT_S = 5.0
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._active = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._active += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="socketlessons-panel-worker", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self._queue.get(timeout=self.IDLE_WAIT_S)
+            except queue.Empty:
+                continue
+            try:
+                job()  # a panel's _worker: catches everything itself
+            except BaseException:  # pragma: no cover - never let this thread print or die
+                pass
+            finally:
+                with self._lock:
+                    self._active -= 1
+
+
+_WORKER = _Worker()
 
 
 def _default_xlabel(sweep: str) -> str:
