@@ -273,3 +273,12 @@ def test_real_send_is_constant_for_small_payloads_and_linear_for_large(no_leaks)
         sock.shutdown(socket.SHUT_WR)
         sock.recv(8)
     assert abs(small.slope) < 0.15 and 0.8 <= large.slope < 1.2
+
+
+def test_the_overhead_report_runs():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "socketlessons.measure"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "harness overhead (empty op, per call)" in out.stdout and "overhead share:" in out.stdout

@@ -44,6 +44,7 @@ __all__ = [
     "Timing",
     "Verdict",
     "busy_kernel_note",
+    "gil_handover",
     "compare",
     "fit_affine",
     "fit_growth",
@@ -239,37 +240,50 @@ def harness_overhead(*, fresh: bool = False) -> Timing:
 # ---- the busy-kernel guard ------------------------------------------------------------------
 
 #: A GIL hand-over normally takes a few µs; with a CPU-bound Python thread it takes up to the
-#: switch interval (5 ms). Above this share of the switch interval, the kernel is busy.
-_BUSY_SHARE = 0.2
+#: switch interval (5 ms), spent running that thread. If other threads of this process used
+#: more than this share of the switch interval per hand-over, one of them is busy.
+_BUSY_SHARE = 0.1
 
 
-def gil_handover_ns(rounds: int = 5) -> float:
-    """Median time of ``time.sleep(0)``, which releases and re-takes the GIL.
+@dataclasses.dataclass(frozen=True)
+class Handover:
+    """What ``time.sleep(0)`` cost: wall time, and CPU time used meanwhile by *other* threads
+    of this process (medians over a few rounds)."""
 
-    Alone in the process this is a few µs. If another Python thread is busy (a plot redraw, a
-    CPU-bound loop), taking the GIL back waits for that thread's switch interval
-    (``sys.getswitchinterval()``, 5 ms by default).
+    wall_ns: float
+    others_cpu_ns: float
+
+
+def gil_handover(rounds: int = 5) -> Handover:
+    """Release and re-take the GIL (``time.sleep(0)``) and see who ran meanwhile.
+
+    Alone in the process a round takes a few µs (tens on a loaded machine, when the OS runs
+    another process: that costs no CPU time of *this* process). If another Python thread is
+    busy (a plot redraw, a CPU-bound loop), it runs until its switch interval
+    (``sys.getswitchinterval()``, 5 ms) ends, and its CPU time shows in ``others_cpu_ns``.
     """
-    times = []
+    walls, others = [], []
     for _ in range(rounds):
-        t0 = time.perf_counter_ns()
+        w0, p0, t0 = time.perf_counter_ns(), time.process_time_ns(), time.thread_time_ns()
         time.sleep(0)
-        times.append(time.perf_counter_ns() - t0)
-    return statistics.median(times)
+        t1, p1, w1 = time.thread_time_ns(), time.process_time_ns(), time.perf_counter_ns()
+        walls.append(w1 - w0)
+        others.append(max(0, (p1 - p0) - (t1 - t0)))
+    return Handover(statistics.median(walls), statistics.median(others))
 
 
 def busy_kernel_note() -> str:
-    """A sentence if another Python thread is busy in this process (timings would measure the
-    GIL, not the socket); ``""`` when the kernel is quiet. Costs a few µs when quiet."""
+    """A sentence if another Python thread of this process is busy (timings would measure the
+    GIL, not the socket); ``""`` when the kernel is quiet. Costs well under a millisecond."""
     switch_ns = sys.getswitchinterval() * 1e9
-    handover = gil_handover_ns()
-    if handover < _BUSY_SHARE * switch_ns:
+    h = gil_handover()
+    if h.others_cpu_ns < _BUSY_SHARE * switch_ns:
         return ""
-    busy = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    n = threading.active_count() - 1
     return (
-        f"distorted: another Python thread held the GIL (a hand-over took {handover / 1e6:.1f} ms, "
-        f"switch interval {switch_ns / 1e6:.0f} ms; {len(busy)} other thread(s) alive). Stop busy "
-        "threads or use a server with mode='process', then measure again."
+        f"distorted: another Python thread held the GIL (it ran {h.others_cpu_ns / 1e6:.1f} ms while this "
+        f"one waited {h.wall_ns / 1e6:.1f} ms; switch interval {switch_ns / 1e6:.0f} ms; {n} other thread(s) "
+        "alive). Stop busy threads (or move the server out with mode='process') and measure again."
     )
 
 
@@ -280,7 +294,7 @@ def _gil_shaped_note(timing: Timing) -> str:
         return (
             f"suspicious: a quarter of the calls took ≥ {_fmt_ns(timing.q3_ns)}, near the GIL switch "
             f"interval ({_fmt_ns(switch_ns)}), while the fastest took {_fmt_ns(timing.q1_ns)}: "
-            "probably another Python thread was busy."
+            "another Python thread, or another program, was probably busy."
         )
     return ""
 
@@ -515,8 +529,36 @@ def compare(claim: str, expected_label: str, growth: Growth) -> Verdict:
 
 
 def _main() -> None:  # python -m socketlessons.measure
-    t = harness_overhead()
-    print(f"harness overhead (empty op): {t}")
+    """Print the harness overhead and its share of a 1-byte loopback send (medians of 5 rounds)."""
+    import socket
+
+    from .servers import SinkServer
+
+    rounds = []
+    with SinkServer() as server, socket.create_connection(server.address) as sock:
+        for _ in range(5):
+            rounds.append((harness_overhead(fresh=True), time_op(lambda: sock.send(b"x"))))
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(8)
+    overhead = statistics.median(o.median_ns for o, _ in rounds)
+    send = statistics.median(t.median_ns for _, t in rounds)
+    print(f"harness overhead (empty op, per call): {_fmt_ns(overhead)}; batch {rounds[-1][0].batch}")
+    print(f"1-byte send to a loopback SinkServer:  {_fmt_ns(send)}; batch {rounds[-1][1].batch}")
+    print(f"overhead share: {100 * overhead / send:.1f} % (medians of {len(rounds)} rounds)")
+    unbatched = _unbatched_cost_ns()
+    print(f"for comparison, timing each call alone (two timer reads + an append): {_fmt_ns(unbatched)} "
+          f"per call, {100 * unbatched / send:.0f} % of the send")
+
+
+def _unbatched_cost_ns(n: int = 10_000) -> float:
+    clock, samples = time.perf_counter_ns, []
+    append = samples.append
+    t_start = clock()
+    for _ in range(n):
+        t0 = clock()
+        _empty()
+        append(clock() - t0)
+    return (clock() - t_start) / n
 
 
 if __name__ == "__main__":
