@@ -39,16 +39,22 @@ __all__ = [
     "buffer_verdict",
     "busy_thread",
     "echo_rtts_ns",
+    "gil_figure",
     "gil_trial",
     "gil_verdict",
+    "largest_gap",
     "nagle_verdict",
     "parse_linux_tcp_info",
     "parse_macos_tcp_connection_info",
+    "request_points",
     "send_throughput",
+    "sndbuf_points_verdict",
+    "sndbuf_timing",
     "switch_interval",
     "tcp_info",
     "tcp_info_support",
     "time_requests",
+    "trace_request",
     "write_write_read",
 ]
 
@@ -448,3 +454,91 @@ def gil_verdict(quiet: GilResult, busy: GilResult) -> str:
         return (f"{head}: ×{ratio:,.1f}; slowed by GIL waits (slowest {busy.max_ns / 1e6:,.1f} ms, "
                 f"switch interval {busy.switch_s * 1e3:g} ms).")
     return f"{head}: ×{ratio:,.1f}; no GIL wait to speak of."
+
+
+# ---- for the notebook: traces, points, figures ------------------------------------------------
+
+def trace_request(tracer: Any, address: tuple[str, int], *, nodelay: bool, rounds: int = 2) -> None:
+    """``rounds`` write-write-read requests on a traced socket (the first is the quick-ACK warm-up)."""
+    sock = tracer.connect(address)
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        for _ in range(rounds):
+            sock.sendall(HEADER)
+            sock.sendall(BODY)
+            got = 0
+            while got < len(REPLY):
+                got += len(sock.recv(len(REPLY) - got))
+
+
+def largest_gap(events: Sequence[Any]) -> tuple[float, Any, Any]:
+    """The longest pause (ms) between two consecutive events of a timeline, and those two events."""
+    evs = sorted(events, key=lambda e: e.t_ns)
+    if len(evs) < 2:
+        raise ValueError("need at least two events to find a gap")
+    gap, a, b = max(((y.t_ns - x.t_ns, x, y) for x, y in zip(evs, evs[1:])), key=lambda g: g[0])
+    return gap / 1e6, a, b
+
+
+def request_points(samples_ns: Sequence[float], series: str) -> list[Any]:
+    """One plot point per request (x = request number), for ``plots.plot_points``."""
+    from ..measure import Point
+
+    return [Point(i, t, t, t, 1, series) for i, t in enumerate(samples_ns, start=1)]
+
+
+MIB = 1 << 20
+
+
+def sndbuf_timing(address: tuple[str, int], sndbuf: int, *, repeats: int = 3, total: int = 4 * MIB,
+                  deadline_s: float = 0.3) -> Any:
+    """A ``measure.Timing`` of the time to move one MiB into the sink with ``SO_SNDBUF=sndbuf``.
+
+    For ``widgets.SweepPanel`` (``sweep="bufsize"``): each repeat is one ``send_throughput``;
+    ``extra`` is not needed, the granted size is the kernel's business (``BufferResult.granted``).
+    """
+    from ..measure import summarize
+
+    per_mib = []
+    for _ in range(repeats):
+        r = send_throughput(address, sndbuf, total=total, deadline_s=deadline_s)
+        per_mib.append(r.seconds * 1e9 * MIB / max(r.nbytes, 1))
+    return summarize(per_mib)
+
+
+def sndbuf_points_verdict(points: Sequence[Any]) -> str:
+    """``buffer_verdict`` for sweep points whose ``median_ns`` is the time per MiB."""
+    results = [BufferResult(int(p.x), _granted(int(p.x)), MIB, p.median_ns / 1e9) for p in points]
+    return buffer_verdict(results)
+
+
+def _granted(sndbuf: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        return s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+
+def gil_figure(results: Sequence[GilResult], *, ax: Any = None, title: str = "") -> Any:
+    """Mean round trip per condition (bars, log scale) with the median marked: the GIL's cost."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..plots import style_for
+
+    if ax is None:
+        fig = Figure(figsize=(6.4, 0.5 * len(results) + 1.6), layout="constrained")
+        FigureCanvasAgg(fig)  # no pyplot: nothing global, nothing shown twice
+        ax = fig.add_subplot()
+    fig = ax.figure
+    labels = [r.label for r in results]
+    means = [r.mean_ns / 1e3 for r in results]
+    medians = [r.median_ns / 1e3 for r in results]
+    ax.barh(labels, means, color=style_for(0)["color"], label="mean (every GIL wait counts)")
+    ax.plot(medians, labels, linestyle="none", marker="|", color="black", markersize=18, label="median")
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("1-byte echo round trip (µs, log scale)")
+    ax.set_title(title or "Round trips while a Python thread computes")
+    ax.legend(loc="upper right", fontsize=8)  # the quiet bars at the top are short
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig

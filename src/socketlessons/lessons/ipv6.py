@@ -22,8 +22,9 @@ import contextlib
 import dataclasses
 import inspect
 import socket
+import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..doctor import ipv6_available
@@ -37,6 +38,8 @@ __all__ = [
     "closed_port",
     "describe_addrinfo",
     "dualstack_report",
+    "echo_op",
+    "family_verdict",
     "ipv6_skip_message",
     "python2_send_str",
     "split_utf8",
@@ -245,3 +248,45 @@ def version_table() -> list[tuple[str, str, str, str]]:
         here = "yes" if ok else ("no" if ok is False else "?")
         rows.append((note.feature, note.version, note.what, here))
     return rows
+
+
+# ---- IPv4 vs IPv6 cost ------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def echo_op(address: tuple[str, int], payload: bytes) -> Iterator[Callable[[], None]]:
+    """A connection to an echo server and a zero-argument op: send ``payload``, read it all back.
+
+    For ``measure.sweep`` / ``widgets.SweepPanel``: the family (IPv4 or IPv6) follows the address.
+    """
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        view = memoryview(bytearray(len(payload)))
+
+        def op() -> None:
+            sock.sendall(payload)
+            got = 0
+            while got < len(payload):
+                n = sock.recv_into(view[got:])
+                if not n:
+                    raise ConnectionError("the echo server closed the connection")
+                got += n
+
+        yield op
+
+
+def family_verdict(points: Sequence[Any], v4: str = "IPv4", v6: str = "IPv6") -> str:
+    """Compare IPv6 with IPv4 at the payload sizes both series measured (median of the ratios)."""
+    by = {v4: {p.x: p.median_ns for p in points if p.series == v4},
+          v6: {p.x: p.median_ns for p in points if p.series == v6}}
+    common = sorted(set(by[v4]) & set(by[v6]))
+    if not common:
+        return f"run both series ({v4} and {v6}) at the same sizes to compare them"
+    ratio = statistics.median(by[v6][x] / by[v4][x] for x in common)
+    head = f"IPv6 / IPv4 time per echo, median over {len(common)} sizes: ×{ratio:.2f}"
+    if 0.8 <= ratio <= 1.25:
+        return f"{head}: the same cost on loopback (within 25 %): confirmed, the socket API is the same."
+    slower = "IPv6" if ratio > 1 else "IPv4"
+    return f"{head}: {slower} was slower here; run again to see whether it is noise."
