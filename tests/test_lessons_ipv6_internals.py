@@ -207,3 +207,56 @@ def test_switch_interval_restores():
     with switch_interval(0.001):
         assert sys.getswitchinterval() == pytest.approx(0.001)
     assert sys.getswitchinterval() == old
+
+
+# ---- the notebooks' printed claims follow the measurement ------------------------------------
+
+NOTEBOOKS = __import__("pathlib").Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _run_cells(sources: list[str]) -> list[str]:
+    """Execute code cells in a fresh kernel; return each cell's printed text."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    return ["".join(o.get("text", "") for o in c.outputs if o.output_type == "stream") for c in nb.cells]
+
+
+def _code_cells(name: str) -> list[str]:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def _cell_with(cells: list[str], text: str) -> str:
+    found = [c for c in cells if text in c]
+    assert len(found) == 1, f"expected one cell containing {text!r}, found {len(found)}"
+    return found[0]
+
+
+@linux_only
+@pytest.mark.slow
+def test_lesson08_nagle_conclusion_flips_with_nodelay():
+    cells = _code_cells("08_under_the_hood.ipynb")
+    setup = [cells[0], _cell_with(cells, "RequestServer(name=")]
+    measure = _cell_with(cells, "print(nagle_verdict(nagle, nodelay))")
+    assert "nodelay=False" in measure
+    as_shipped = _run_cells([*setup, measure, "stop_all()"])[2]
+    both_nodelay = _run_cells([*setup, measure.replace("nodelay=False", "nodelay=True"), "stop_all()"])[2]
+    assert as_shipped.startswith("stall confirmed"), as_shipped
+    assert both_nodelay and not both_nodelay.startswith("stall confirmed"), both_nodelay
+
+
+@pytest.mark.slow
+def test_lesson07_runs_and_skips_cleanly_without_ipv6():
+    """Pretend this host has no IPv6: every cell still runs and says it skipped."""
+    pretend = ("import socketlessons.lessons.ipv6 as _m, socketlessons.checks.lesson07 as _c\n"
+               "_m.ipv6_available = _c.ipv6_available = lambda: False")
+    cells = _code_cells("07_ipv6_and_versions.ipynb")
+    out = _run_cells([pretend, *cells])
+    text = "\n".join(out)
+    assert "IPv6 is not available on this machine" in text
+    assert "IPv6 skipped: nothing to compare." in text
+    assert "skipped: no IPv6 here" in text
