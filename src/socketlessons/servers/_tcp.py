@@ -30,6 +30,10 @@ DEFAULT_BUFSIZE = 256 * 1024
 #: A server refuses connections beyond this many at once (one thread each).
 MAX_CONNECTIONS = 4096
 
+#: Reads that return a new bytes object stay at or below 64 KiB: a larger recv() allocates
+#: past glibc's mmap threshold on every call (see EchoServer.handle).
+_SMALL_READ = 64 * 1024
+
 _PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
@@ -165,7 +169,7 @@ class TCPServer(LoopbackServer):
         raise NotImplementedError
 
     def _recv(self, conn: socket.socket, stats: ConnectionStats) -> bytes:
-        data = conn.recv(self.bufsize)
+        data = conn.recv(min(self.bufsize, _SMALL_READ))
         stats.bytes_in += len(data)
         if self.trace:
             self._record("recv", stats.conn, len(data))
@@ -196,13 +200,16 @@ class EchoServer(TCPServer):
             while data := self._recv(conn, stats):
                 self._send(conn, stats, data)
             return
-        # The hot path of every RTT measurement: nothing but recv and sendall.
-        recv, sendall, bufsize = conn.recv, conn.sendall, self.bufsize
+        # The hot path of every RTT measurement: nothing but recv_into and sendall, into a
+        # buffer allocated once. (recv(256 KiB) would allocate and shrink a 256 KiB bytes
+        # object per message: an mmap/mremap/munmap each time, 2x the RTT; benchmarks/README.md.)
+        buf = bytearray(self.bufsize)
+        view, recv_into, sendall = memoryview(buf), conn.recv_into, conn.sendall
         n = 0
         try:
-            while data := recv(bufsize):
-                sendall(data)
-                n += len(data)
+            while got := recv_into(buf):
+                sendall(view[:got])
+                n += got
         finally:
             stats.bytes_in = stats.bytes_out = n
 
