@@ -1,0 +1,193 @@
+"""Lesson 02 (the TCP server): demonstrations that only it needs, each safe on a shared host.
+
+* ``try_connect``: one connect with a short timeout, recorded (connected / timed out /
+  refused) instead of raised: how the backlog is shown.
+* ``accept_cost``: what ``accept()`` itself costs when a client is already waiting in the
+  backlog (the reference calls accept "O(n)"; its waiting is not work).
+* ``ephemeral_port_range``: where the ports of ``bind(port 0)`` come from, per platform.
+* ``port_in_time_wait``: a port on 127.0.0.1 whose last connection is in TIME_WAIT because the
+  server closed first, its listener gone: binding it again without ``SO_REUSEADDR`` fails with
+  "Address already in use" on Linux and macOS. The port came from port 0, so no other program
+  is using it: "Address already in use" is reproduced without touching anything else.
+* ``time_wait_count``: how many TIME_WAIT connections use a port (Linux ``/proc``; None
+  elsewhere).
+
+Used in 02_server and by the lesson 02 checkers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket
+import sys
+import time
+
+from ..addresses import Address, check_loopback_host, check_port, family_of
+from ..measure import Timing, summarize
+
+__all__ = [
+    "ConnectAttempt",
+    "accept_cost",
+    "address_in_use_errnos",
+    "ephemeral_port_range",
+    "port_in_time_wait",
+    "time_wait_count",
+    "try_connect",
+]
+
+
+@dataclasses.dataclass
+class ConnectAttempt:
+    """One client's ``connect``: ``outcome`` is "connected", "timed out" or "refused" (or an error)."""
+
+    sock: socket.socket | None
+    outcome: str
+    elapsed_s: float
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+    def __str__(self) -> str:
+        return f"{self.outcome} after {self.elapsed_s * 1000:.1f} ms"
+
+
+def try_connect(address: Address, timeout: float = 0.2) -> ConnectAttempt:
+    """Connect to ``address`` with a short ``timeout``; record the outcome instead of raising.
+
+    The socket (if connected) is in the result: close it (``attempt.close()``) when done.
+    """
+    host = check_loopback_host(address[0])
+    sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    started = time.perf_counter()
+    try:
+        sock.connect((host, address[1]))
+    except TimeoutError:
+        sock.close()
+        return ConnectAttempt(None, "timed out", time.perf_counter() - started)
+    except ConnectionRefusedError:
+        sock.close()
+        return ConnectAttempt(None, "refused", time.perf_counter() - started)
+    except OSError as exc:
+        sock.close()
+        return ConnectAttempt(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+    return ConnectAttempt(sock, "connected", time.perf_counter() - started)
+
+
+def accept_cost(n: int = 41, host: str = "127.0.0.1") -> Timing:
+    """Per-call time of ``accept()`` when a client is already waiting in the backlog.
+
+    Each round connects one client (the kernel completes the handshake at once), then times
+    only ``listener.accept()``, then closes both ends. Median and IQR over ``n`` rounds.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 5 <= n <= 10_000:
+        raise ValueError(f"n must be an int from 5 to 10,000 (rounds), got {n!r}")
+    host = check_loopback_host(host)
+    samples: list[float] = []
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as listener:
+        listener.bind((host, 0))
+        listener.listen(8)
+        listener.settimeout(5.0)  # a guard only: the client is always there already
+        address = listener.getsockname()[:2]
+        for _ in range(n):
+            with socket.create_connection(address, timeout=5.0):
+                t0 = time.perf_counter_ns()
+                conn, _ = listener.accept()
+                samples.append(time.perf_counter_ns() - t0)
+                conn.close()
+    return summarize(samples)
+
+
+def ephemeral_port_range() -> tuple[int, int, str]:
+    """``(low, high, where this came from)``: the range ``bind(port 0)`` picks ports from."""
+    path = "/proc/sys/net/ipv4/ip_local_port_range"
+    if sys.platform.startswith("linux"):
+        try:
+            with open(path) as f:
+                lo, hi = (int(v) for v in f.read().split())
+            return lo, hi, f"read from {path}"
+        except (OSError, ValueError):
+            pass
+        return 32768, 60999, "Linux's default (could not read /proc)"
+    if sys.platform == "darwin":
+        return 49152, 65535, "macOS's default (sysctl net.inet.ip.portrange.first / .last)"
+    if sys.platform == "win32":
+        return 49152, 65535, "Windows' default (netsh int ipv4 show dynamicport tcp)"
+    return 49152, 65535, "the IANA suggestion (RFC 6335); your system may differ"
+
+
+def address_in_use_errnos() -> set[int]:
+    """The errno values meaning "Address already in use" here (EADDRINUSE; WSAEADDRINUSE on Windows)."""
+    codes = {errno.EADDRINUSE}
+    if hasattr(errno, "WSAEADDRINUSE"):
+        codes.add(errno.WSAEADDRINUSE)
+    return codes
+
+
+def port_in_time_wait(host: str = "127.0.0.1", *, reuseaddr: bool = False) -> int:
+    """Return a port on ``host`` whose last connection is in TIME_WAIT and whose listener is gone.
+
+    A server on a port from port 0 (with ``SO_REUSEADDR`` if ``reuseaddr``: "the previous run
+    of your server") accepts one client and closes the connection first (the side that closes
+    first keeps TIME_WAIT, 60 s on Linux, up to 2 × MSL elsewhere); then the listener closes.
+    Nothing listens on the port any more, yet on Linux and macOS a plain ``bind()`` to it fails
+    with "Address already in use" until TIME_WAIT ends. Setting ``SO_REUSEADDR`` before
+    ``bind()`` avoids that; on Linux only if the previous run had set it too (a TIME_WAIT
+    connection keeps its socket's option), which is why a server sets it every time it starts.
+    """
+    host = check_loopback_host(host)
+    family = family_of(host)
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        if reuseaddr:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(1)
+        listener.settimeout(5.0)
+        port = listener.getsockname()[1]
+        with socket.create_connection((host, port), timeout=5.0) as client:
+            conn, _ = listener.accept()
+            conn.close()  # the server closes first: TIME_WAIT stays on the server's port
+            client.recv(1)  # the FIN arrived (b""); then the client's close completes the exchange
+    _wait_for_time_wait(port)
+    return port
+
+
+def _wait_for_time_wait(port: int, deadline_s: float = 0.5) -> None:
+    """On Linux, wait (bounded) until /proc shows the TIME_WAIT entry; elsewhere, a short pause."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        count = time_wait_count(port)
+        if count is None:
+            time.sleep(0.01)
+            return
+        if count:
+            return
+        time.sleep(0.005)
+
+
+_TIME_WAIT = "06"  # the state column of /proc/net/tcp
+
+
+def time_wait_count(port: int) -> int | None:
+    """TIME_WAIT connections whose local port is ``port`` (Linux ``/proc/net/tcp*``); None elsewhere."""
+    check_port(port)
+    if not sys.platform.startswith("linux"):
+        return None
+    count, seen = 0, False
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(name):
+            continue
+        try:
+            with open(name) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == _TIME_WAIT and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        count += 1
+            seen = True
+        except (OSError, ValueError):
+            continue
+    return count if seen else None
