@@ -27,8 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..servers import SinkServer
-from ..servers._tcp import ConnectionStats, TCPServer
+from ..servers import ConnectionStats, SinkServer, TCPServer
 
 __all__ = [
     "BufferResult",
