@@ -16,7 +16,7 @@ A new benchmark, in short::
 
     samples = interleave({"raw": measure_raw, "helper": measure_helper}, repeats=21, budget_s=10)
     r = paired_ratio(samples["helper"], samples["raw"])
-    rows = [row("helper", summarize(samples["helper"]), "µs", r, "≤ 1.1", r.median <= 1.1)]
+    rows = [row("helper", summarize(samples["helper"]), "µs", r, "≤ 1.1× raw", verdict(r, "≤", 1.1))]
     report("loops", "Title", rows, notes=["what the rows show"])
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import operator
 import os
 import platform
 import random
@@ -33,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["Summary", "interleave", "machine", "paired_ratio", "report", "row", "summarize"]
+__all__ = ["Summary", "interleave", "machine", "paired_ratio", "report", "row", "summarize", "verdict"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("what", "median", "IQR", "ratio vs raw (IQR)", "target", "met?")
@@ -94,12 +95,19 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
+def verdict(s: Summary, op: str, limit: float) -> str:
+    """Whether the median meets ``op limit`` (op one of < ≤ > ≥): "yes" or "**no**", plus
+    "(IQR crosses)" when the quartiles fall on both sides: too noisy a run to be sure."""
+    ok = {"<": operator.lt, "≤": operator.le, ">": operator.gt, "≥": operator.ge}[op]
+    text = "yes" if ok(round(s.median, 2), limit) else "**no**"  # judged as printed
+    return text + (" (IQR crosses)" if ok(s.q1, limit) != ok(s.q3, limit) else "")
+
+
 def row(what: str, s: Summary, unit: str, ratio: Summary | None = None, target: str = "",
-        met: bool | None = None) -> tuple[str, ...]:
+        met: str = "") -> tuple[str, ...]:
     """One table row: ``what``, median and IQR in ``unit``, ratio (with its IQR), target, verdict."""
     r = f"{ratio.median:.2f} ({ratio.q1:.2f}–{ratio.q3:.2f})" if ratio else ""
-    verdict = "" if met is None else ("yes" if met else "**no**")
-    return (what, f"{_fmt(s.median)} {unit}", f"{_fmt(s.q1)}–{_fmt(s.q3)}", r, target, verdict)
+    return (what, f"{_fmt(s.median)} {unit}", f"{_fmt(s.q1)}–{_fmt(s.q3)}", r, target, met)
 
 
 def markdown_table(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUMNS) -> str:
@@ -121,6 +129,14 @@ def machine() -> str:
             f"({platform.python_implementation()}), {platform.platform()}, load average {load}")
 
 
+def busy() -> list[str]:
+    """A warning when more runnable tasks than cores: the spreads will be wide."""
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1):
+        return [f"The machine was busy (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+                "cores): expect wide IQRs; a verdict marked (IQR crosses) needs a quieter rerun."]
+    return []
+
+
 def command() -> str:
     """The command that ran this script, with the path relative to the repository."""
     script = Path(sys.argv[0]).resolve()
@@ -139,7 +155,7 @@ def report(name: str, title: str, rows: Sequence[Sequence[str]], notes: Sequence
         f"Machine: {machine()}.  ",
         f"Command: `{command()}` (or `make bench`), {now}.", "",
         markdown_table(rows), "",
-        *(f"- {note}" for note in notes),
+        *(f"- {note}" for note in [*notes, *busy()]),
     ]).rstrip() + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
