@@ -9,8 +9,9 @@ same run do. The rules every benchmark follows, and this module makes easy:
 * ``summarize()`` reports the median and the interquartile range (IQR: spread), never the mean;
 * ``paired_ratio()`` divides sample i of A by sample i of B (taken moments apart), so a drift
   in machine load cancels out of the ratio;
-* ``report()`` prints a markdown table with the machine and the command, and writes it to
-  ``benchmarks/results/<name>.md``.
+* ``verdict()`` judges a median against a target and flags a spread that straddles it;
+* ``report()`` prints a markdown table with the machine and the command (and a note when the
+  machine was busy), and writes it to ``benchmarks/results/<name>.md``.
 
 A new benchmark, in short::
 
