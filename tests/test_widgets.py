@@ -314,3 +314,17 @@ def test_two_panels_never_measure_at_the_same_time():
     release.set()
     assert a.wait(10) and b.wait(10)
     assert order == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+
+
+def test_a_failed_run_keeps_the_plot_of_the_last_good_run():
+    panel = SweepPanel(fake_measure(), payload=8)
+    panel.run()
+    before = (list(panel.plot.points), dict(panel.plot.fits))
+
+    def refused(s):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    panel.measure = refused
+    assert panel.run() is False
+    assert "The plot shows earlier runs only" in panel.status_text
+    assert (panel.plot.points, panel.plot.fits) == before and len(before[0]) == 4

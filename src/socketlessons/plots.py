@@ -23,8 +23,10 @@ each redraw replaces one displayed PNG:
 
 This needs only matplotlib, IPython and ipywidgets (declared dependencies): no ``ipympl``,
 which Binder's base environment lacks, and whose canvas stays blank while the cell that
-created it is still running (matplotlib/ipympl#258, #290). ECOSYSTEM.md section 3 lists the
-three approaches; the display-handle/Output one was verified live, headless and on Binder.
+created it is still running (matplotlib/ipympl#258, #290). ECOSYSTEM.md section 3 compares
+the three approaches. Checked here: JupyterLab 4.6 in headless Chromium showed 24 successive
+images during one 8-second panel run (worker thread, Output widget), and nbclient keeps the
+final PNG of a display handle in the executed notebook.
 
 Redraws are throttled (``min_interval_s``) and happen only between sweep points, in the
 thread that measures, never during a timed batch (see ``measure``). Rendering a small figure
@@ -48,7 +50,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .measure import Affine, Growth, Point
 
@@ -163,6 +165,11 @@ def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: 
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_bytes(v) if v >= 1 else ""))
     if logy:
         ax.set_yscale("log")
+        # 1, 2, 5, 10, 20, 50 ... in plain numbers: readable even when the data span less
+        # than a decade (the default then labels minor ticks as "2 × 10^0").
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     if title:
         ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)

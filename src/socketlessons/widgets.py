@@ -47,6 +47,7 @@ import dataclasses
 import html
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,6 +71,8 @@ __all__ = [
 MIB = 1 << 20
 #: Largest UDP payload over IPv4 (65,535 - 8 UDP - 20 IP header bytes): lesson 04's limit.
 MAX_UDP_PAYLOAD = 65_507
+#: Pause after sending widget updates, before timing again (see ``_on_point``).
+SETTLE_S = 0.01
 #: Longest a panel waits for a run in ``run()`` (a run itself is bounded by per-point budgets).
 RUN_TIMEOUT_S = 600.0
 
@@ -269,14 +272,14 @@ class SweepPanel(widgets.VBox):
         self.status = widgets.HTML(value="", layout=widgets.Layout(min_height="1.6em"))
         say = self._say_problem
         self.payload_slider = SizeSlider(payload_sizes, name="payload size", on_invalid=say, value=payload, description="payload",
-                                         style={"description_width": "5.5em"})
+                                         style={"description_width": "7em"})
         self.bufsize_slider = SizeSlider(bufsize_sizes, name="buffer size", on_invalid=say, value=bufsize, description="bufsize",
-                                         style={"description_width": "5.5em"})
+                                         style={"description_width": "7em"})
         self.sliders: dict[str, SizeSlider] = {"payload": self.payload_slider, "bufsize": self.bufsize_slider}
         for name, options in (controls or {}).items():
             opts = list(options)
             self.sliders[name] = SizeSlider(opts, name=name, unit="", on_invalid=say, value=opts[0], description=name,
-                                            style={"description_width": "5.5em"})
+                                            style={"description_width": "7em"})
         if sweep not in self.sliders:
             raise ValueError(f"sweep must be one of {sorted(self.sliders)}, got {sweep!r}")
         self.sweep_name = sweep
@@ -284,7 +287,7 @@ class SweepPanel(widgets.VBox):
         swept.description = f"{sweep} up to"
         self.start = start if start is not None else swept.sizes[0]
         self.text_box = widgets.Text(value=text, description="text", continuous_update=False,
-                                     style={"description_width": "5.5em"})
+                                     style={"description_width": "7em"})
         self.button = widgets.Button(description="Run", button_style="primary", icon="play",
                                      tooltip="measure every size up to the slider's value")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="12em"))
@@ -415,17 +418,20 @@ class SweepPanel(widgets.VBox):
     def _worker(self, fixed: dict[str, Any], xs: list[int], note: str) -> None:
         label = self._series_label(fixed)
         try:
-            self._forget_series(label)
+            time.sleep(SETTLE_S)  # let the kernel's IOPub thread send the status updates first
             points = sweep(lambda x: self.measure(self._settings_for(x, fixed)), xs, series=label,
                            repeats=self.repeats, budget_s=self.budget_s, on_point=self._on_point, stop=self._stop)
+            if not points:  # stopped before the first point: the plot keeps the last run
+                self._say("Stopped before the first size: nothing new measured.")
+                return
             self.points = points
             self.runs.append(points)
             del self.runs[: -self.keep_runs]
             self._conclude(points, label, note)
         except Exception as exc:  # a failed measurement is a message, never a traceback in a cell
             self.error = traceback.format_exc()
-            self._say(f"The measurement failed: {type(exc).__name__}: {exc}. Nothing was plotted for this run; "
-                      "check the server is running (re-run its cell) and press Run again.")
+            self._say(f"The measurement failed: {type(exc).__name__}: {exc}. The plot shows earlier runs only; "
+                      "check the server it measures is running (re-run its cell) and press Run again.")
         finally:
             self.plot.finish()
             self.button.disabled = False
@@ -440,8 +446,13 @@ class SweepPanel(widgets.VBox):
         self.plot.keep_series({r[0].series for r in runs})
 
     def _on_point(self, point: Point) -> None:
+        if self.progress.value == 0:  # the run's first point: now its series replaces the old one
+            self._forget_series(point.series)
         self.progress.value += 1
         self.plot.add(point)
+        # The widget updates just sent are serialised by the kernel's IOPub thread, which needs
+        # the GIL: give it a moment, so it does not run during the next point's timed batches.
+        time.sleep(SETTLE_S)
 
     def _conclude(self, points: list[Point], label: str, note: str) -> None:
         self.growth = self.affine = self.verdict = None
