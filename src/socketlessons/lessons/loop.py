@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..load import IdleConnections, LoadResult, open_connections, percentile, run_load
+from ._panel import PanelRun
 from ..measure import Growth, Point, compare, fit_growth
 from ..servers._base import ServerEvent
 from ..servers._loops import LOOP_SERVERS, LoopServer, Work
@@ -336,7 +337,7 @@ class LoopPanel:
         self.points: list[Point] = []
         self.verdicts: dict[str, tuple[Growth, str]] = {}
         self.error = ""
-        self._thread: Any = None
+        self._run = PanelRun()
         self.button.on_click(lambda _b: self.start_run())
         self.plot.redraw()
 
@@ -346,26 +347,20 @@ class LoopPanel:
         display(self.box)
 
     def start_run(self) -> bool:
-        if self._thread is not None and self._thread.is_alive():
+        if self._run.running:
             self.status.value = "A run is in progress: wait for it to finish."
             return False
-        import threading
-
         ns = [n for n in self.clients.sizes if n <= self.clients.value]
         self.progress.max, self.progress.value = len(ns) * len(self.kinds), 0
         self.button.disabled = True
         self.status.value = f"Measuring {len(self.kinds)} servers at N = {', '.join(map(str, ns))} …"
-        self._thread = threading.Thread(target=self._worker, args=(ns,), name="socketlessons-loop-panel",
-                                        daemon=True)
-        self._thread.start()
-        return True
+        return self._run.start(lambda: self._worker(ns))
 
     def run(self, timeout: float = 300.0) -> bool:
         """Measure and wait (from a cell); True if the run finished without error."""
         if not self.start_run():
             return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive() and not self.error
+        return self._run.wait(timeout) and not self.error
 
     def summary(self) -> str:
         """The verdicts of the last run, one per line (plain text)."""
@@ -467,7 +462,7 @@ class IdlePanel:
         self.status = widgets.HTML()
         self.results: list[IdleCost] = []
         self.box = widgets.VBox([self.n, self.button, self.status])
-        self._thread: Any = None
+        self._run = PanelRun()
         self.button.on_click(lambda _b: self.start_run())
 
     def _ipython_display_(self) -> None:
@@ -476,21 +471,16 @@ class IdlePanel:
         display(self.box)
 
     def start_run(self) -> bool:
-        import threading
-
-        if self._thread is not None and self._thread.is_alive():
+        if self._run.running:
             return False
         self.button.disabled = True
         self.status.value = f"Opening {self.n.value:,} connections to each server …"
-        self._thread = threading.Thread(target=self._worker, name="socketlessons-idle-panel", daemon=True)
-        self._thread.start()
-        return True
+        return self._run.start(self._worker)
 
     def run(self, timeout: float = 300.0) -> bool:
         if not self.start_run():
             return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._run.wait(timeout)
 
     def _worker(self) -> None:
         import html

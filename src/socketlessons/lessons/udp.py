@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..load import percentile
+from ._panel import PanelRun
 from ..measure import Point
 from ..servers import UDPEchoServer
 
@@ -297,7 +298,7 @@ class PingPanel:
         self.rtts: list[float | None] = []
         self.summary = "not run yet"
         self.server: UDPEchoServer | None = None
-        self._thread: Any = None
+        self._run = PanelRun()
         self.button.on_click(lambda _b: self.start_run())
         self.plot.redraw()
 
@@ -307,21 +308,16 @@ class PingPanel:
         display(self.box)
 
     def start_run(self) -> bool:
-        import threading
-
-        if self._thread is not None and self._thread.is_alive():
+        if self._run.running:
             return False
         self.button.disabled = True
         self.status.value = f"Pinging {self.count} times at {self.loss.value:.0%} loss …"
-        self._thread = threading.Thread(target=self._worker, name="socketlessons-ping-panel", daemon=True)
-        self._thread.start()
-        return True
+        return self._run.start(self._worker)
 
     def run(self, timeout: float = 120.0) -> bool:
         if not self.start_run():
             return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._run.wait(timeout)
 
     def _worker(self) -> None:
         import html
