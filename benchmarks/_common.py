@@ -76,8 +76,9 @@ def interleave(cases: Mapping[str, Callable[[], float]], repeats: int, budget_s:
 
     Each callable takes one sample and returns it (a time, a rate: the caller's unit). The
     order within each round is shuffled with a fixed seed: a case's cost may depend on what ran
-    just before it (caches, which core a thread last ran on), so that must vary too. Stops after ``repeats`` rounds or once ``budget_s`` seconds have passed (after at least
-    three rounds), so a loaded machine makes a benchmark noisier, never endless.
+    just before it (caches, which core a thread last ran on), so that must vary too. Stops
+    after ``repeats`` rounds or once ``budget_s`` seconds have passed (after at least three
+    rounds), so a loaded machine makes a benchmark noisier, never endless.
     """
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
