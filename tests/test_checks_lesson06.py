@@ -9,76 +9,81 @@ import pytest
 
 from socketlessons.checks import show_solution
 from socketlessons.checks.lesson06 import (
-    EOF_HINT,
+    CARRY_HINT,
+    EMPTY_LINE_HINT,
     GLUED_HINT,
+    GLUED_LINES_HINT,
     HEADER_PIECES_HINT,
-    LOOP_HINT,
-    OVERREAD_HINT,
+    LINES_EOF_HINT,
+    check_read_lines,
     check_read_message,
-    check_recv_exactly,
 )
-from socketlessons.solutions.lesson06 import read_message, recv_exactly
+from socketlessons.framing import recv_exactly
+from socketlessons.solutions.lesson06 import read_lines, read_message
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
-# ---- recv_exactly: the typical wrong answers, written out -------------------------------------------
+# ---- read_lines: the typical wrong answers, written out -------------------------------------------
 
-def recv_exactly_stub(sock, n):
-    """Return exactly n bytes from sock."""
+def read_lines_stub(sock):
+    """Every newline-terminated message until the peer closes."""
     ...
 
 
-def single_recv(sock, n):
-    return sock.recv(n)
+def one_recv_is_one_line(sock):
+    lines = []
+    while chunk := sock.recv(4096):
+        lines.append(chunk.rstrip(b"\n"))
+    return lines
 
 
-def asks_too_much(sock, n):
+def splits_each_recv_alone(sock):
+    lines = []
+    while chunk := sock.recv(4096):
+        lines.extend(chunk.split(b"\n")[:-1] if chunk.endswith(b"\n") else chunk.split(b"\n"))
+    return lines
+
+
+def drops_empty_lines(sock):
     data = b""
-    while len(data) < n:
-        chunk = sock.recv(1024)
-        if not chunk:
-            raise EOFError
+    while chunk := sock.recv(4096):
         data += chunk
-    return data
+    return [line for line in data.split(b"\n") if line]
 
 
-def spins_at_the_end(sock, n):
+def keeps_a_cut_off_line(sock):
     data = b""
-    while len(data) < n:
-        data += sock.recv(n - len(data))  # b"" forever once the peer has closed
-    return data
-
-
-def returns_short(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
+    while chunk := sock.recv(4096):
         data += chunk
-    return data
+    *lines, rest = data.split(b"\n")
+    return lines + [rest] if rest else lines
 
 
-def test_recv_exactly_reference_passes():
-    result = check_recv_exactly(recv_exactly)
+def single_recv_of_1024(sock):
+    return sock.recv(1024).split(b"\n")[:-1]
+
+
+def test_read_lines_reference_passes():
+    result = check_read_lines(read_lines)
     assert result.passed, result
 
 
 @pytest.mark.parametrize(("wrong", "hint"), [
-    (single_recv, LOOP_HINT),
-    (asks_too_much, OVERREAD_HINT),
-    (spins_at_the_end, EOF_HINT),
-    (returns_short, EOF_HINT),
+    (one_recv_is_one_line, GLUED_LINES_HINT),
+    (splits_each_recv_alone, CARRY_HINT),
+    (drops_empty_lines, EMPTY_LINE_HINT),
+    (keeps_a_cut_off_line, LINES_EOF_HINT),
+    (single_recv_of_1024, GLUED_LINES_HINT),
 ])
-def test_recv_exactly_wrong_answers_fail_with_their_hint(wrong, hint):
-    result = check_recv_exactly(wrong)
+def test_read_lines_wrong_answers_fail_with_their_hint(wrong, hint):
+    result = check_read_lines(wrong)
     assert not result.passed
     assert result.hint == hint, result
 
 
-def test_recv_exactly_stub_is_named():
-    result = check_recv_exactly(recv_exactly_stub)
+def test_read_lines_stub_is_named():
+    result = check_read_lines(read_lines_stub)
     assert not result.passed and "`...` body" in result.message
 
 
@@ -131,4 +136,4 @@ def test_read_message_stub_is_named():
 
 
 def test_solutions_can_be_shown():
-    assert show_solution("recv_exactly") is not None and show_solution("read_message") is not None
+    assert show_solution("read_lines") is not None and show_solution("read_message") is not None

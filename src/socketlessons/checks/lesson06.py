@@ -1,10 +1,11 @@
-"""Checkers of lesson 06: ``recv_exactly`` and ``read_message`` against glued and dribbled streams.
+"""Checkers of lesson 06: ``read_lines`` and ``read_message`` against glued and dribbled streams.
 
 Each case starts a ``ScriptedServer`` that sends a known stream cut a known way (all at once,
-byte by byte, in listed sizes), connects, and hands the connected socket to the learner's
-function. ``check_recv_exactly`` catches: a single ``recv`` (one byte of a dribbled stream),
-asking ``recv`` for more than is missing (eats the next message of a glued stream), a loop that
-spins forever when the stream ends early, and returning a short result instead of raising.
+byte by byte, in listed sizes), then half-closes; the checker connects and hands the connected
+socket to the learner's function. (``recv_exactly`` is lesson 01's exercise; here it is a tool.)
+``check_read_lines`` catches: one ``recv`` taken as one message (glued lines), splitting each
+``recv`` on its own (a line cut between two ``recv`` calls comes out as two), dropping empty
+lines, and a cut-off last line returned as if it were whole.
 ``check_read_message`` catches: a single ``recv`` for the header or the body, assuming one
 ``recv`` is one message, and the wrong ``struct`` byte order: when a case fails, the same
 messages are sent again with the machine's native header (``"I"``), and if that passes the
@@ -23,18 +24,20 @@ from ..framing import encode_frame
 from ..lessons.framing import ScriptedServer
 from ._core import NotYet, _Timeout, call, checker, expect
 
-__all__ = ["check_read_message", "check_recv_exactly"]
+__all__ = ["check_read_lines", "check_read_message"]
 
 #: The learner's socket times out after this long, so even a function that ignores the
 #: checker's deadline ends; the deadline itself is shorter.
 SOCKET_TIMEOUT_S = 4.0
 DEADLINE_S = 2.0
 
-LOOP_HINT = "one recv returns what has arrived so far (maybe 1 byte): loop until you have n bytes"
-OVERREAD_HINT = ("ask recv for at most the bytes still missing, recv(n - len(data)): more would eat the start "
-                 "of the next message")
-EOF_HINT = ("when recv returns b'' the peer has closed: raise EOFError there (a loop that goes on never ends, "
-            "and a short result looks like a whole message)")
+GLUED_LINES_HINT = ("one recv can hold several lines, or part of one: collect the bytes in a buffer and cut "
+                    "it at every b'\\n' (buffer.split(b'\\n'))")
+CARRY_HINT = ("a recv can end in the middle of a line: keep the piece after the last b'\\n' and put it in "
+              "front of the next recv's bytes (DelimitedDecoder does exactly this)")
+EMPTY_LINE_HINT = "an empty line is a message too: keep the b'' between two b'\\n' (do not filter it out)"
+LINES_EOF_HINT = ("loop until recv returns b'' (the peer closed); if bytes remain after the last b'\\n', the "
+                  "last line was cut off: raise EOFError")
 HEADER_PIECES_HINT = ("the 4-byte header can arrive in pieces too: read it with recv_exactly(sock, 4), then the "
                       "body with recv_exactly(sock, length)")
 GLUED_HINT = ("one recv can return several messages glued together: read the 4-byte header, then exactly "
@@ -79,36 +82,34 @@ def _describe(exc: BaseException) -> str:
     return f"raised {type(exc).__name__}: {exc}"
 
 
-@checker("recv_exactly", solution="recv_exactly")
-def check_recv_exactly(recv_exactly: Callable[..., Any]) -> str:
-    stream = b"0123456789abcdef"
-    got, error = _run(recv_exactly, stream, "bytes", [(10,), (6,)])
-    if error is not None and not got:
-        raise NotYet(f"on a stream arriving one byte at a time, asked for 10 bytes, your function "
-                     f"{_describe(error)}", LOOP_HINT)
-    expect(isinstance(got[0], (bytes, bytearray)), f"expected bytes, got {got[0]!r:.40}",
-           "return the bytes you received, joined: b''.join(chunks) or bytes(buffer)")
-    expect(got[0] == stream[:10], f"asked for 10 bytes arriving one at a time, got {got[0]!r}",
-           OVERREAD_HINT if len(got[0]) > 10 else LOOP_HINT)
-    expect(error is None, f"then asked for the last 6, your function {_describe(error)}" if error else "", LOOP_HINT)
-    expect(got[1] == stream[10:], f"then asked for the last 6, got {got[1]!r}", LOOP_HINT)
+@checker("read_lines", solution="read_lines")
+def check_read_lines(read_lines: Callable[..., Any]) -> str:
+    glued = [b"GET /hello", b"", b"PING", b"y" * 3000]
+    got, error = _run(read_lines, b"".join(m + b"\n" for m in glued), "whole", [()])
+    if error is not None:
+        hint = LINES_EOF_HINT if isinstance(error, _Timeout) else GLUED_LINES_HINT
+        raise NotYet(f"on {len(glued)} lines sent in one piece, your function {_describe(error)}", hint)
+    expect(isinstance(got[0], list), f"expected a list of messages, got {type(got[0]).__name__}",
+           "return a list of bytes, one item per line, without the b'\\n'")
+    lines = list(got[0])
+    expect(lines == glued, f"{len(glued)} lines sent in one piece (one of them empty, one of 3000 bytes); you "
+           f"returned {len(lines)} item(s): {[bytes(x)[:12] for x in lines]}",
+           EMPTY_LINE_HINT if lines == [m for m in glued if m] else GLUED_LINES_HINT)
 
-    glued = b"hello" + b"glued-stream!!!"
-    got, error = _run(recv_exactly, glued, "whole", [(5,), (15,)])
-    if error is not None and not got:
-        raise NotYet(f"on 20 bytes sent at once, asked for 5, your function {_describe(error)}", OVERREAD_HINT)
-    expect(got[0] == b"hello", f"asked for 5 of 20 bytes sent at once, got {len(got[0])} bytes: {got[0]!r:.40}",
-           OVERREAD_HINT)
-    expect(error is None, f"then asked for the other 15, your function {_describe(error)}" if error else "",
-           OVERREAD_HINT)
-    expect(got[1] == glued[5:], f"then asked for the other 15, got {got[1]!r:.60}", OVERREAD_HINT)
+    pieces = [b"alpha", b"beta gamma", b"a line long enough to be cut in several pieces", b"z"]
+    got, error = _run(read_lines, b"".join(m + b"\n" for m in pieces), [3, 7, 2, 11, 5, 1, 13], [()])
+    if error is not None:
+        raise NotYet(f"on lines arriving in pieces of 3, 7, 2, 11… bytes, your function {_describe(error)}",
+                     CARRY_HINT)
+    expect(list(got[0]) == pieces, f"on lines arriving in pieces, expected {pieces[:2]}…, got "
+           f"{[bytes(x) for x in got[0]][:4]}", CARRY_HINT)
 
-    got, error = _run(recv_exactly, b"abc", "whole", [(10,)])
-    early = "the stream ended after 3 of 10 bytes and your function"
+    got, error = _run(read_lines, b"complete\nincompl", "whole", [()])
+    early = "the stream ended in the middle of a line (b'complete\\nincompl') and your function"
     if error is None:
-        raise NotYet(f"{early} returned {got[0]!r:.40}", EOF_HINT)
-    expect(isinstance(error, (EOFError, ConnectionError)), f"{early} {_describe(error)}" if error else "", EOF_HINT)
-    return "exact counts through a dribble and through glued bytes, and EOFError when the stream ends early"
+        raise NotYet(f"{early} returned {got[0]!r:.60}", LINES_EOF_HINT)
+    expect(isinstance(error, (EOFError, ConnectionError)), f"{early} {_describe(error)}", LINES_EOF_HINT)
+    return "glued lines came apart, cut lines came together, and a cut-off last line raised EOFError"
 
 
 def _frames(messages: Sequence[bytes], header: struct.Struct) -> bytes:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import socket
 import struct
 
+from .lesson01 import recv_exactly  # lesson 01's exercise, a tool here
 
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    """Return exactly n bytes from sock, however they arrive; EOFError if the stream ends first."""
-    buffer = bytearray()
-    while len(buffer) < n:
-        chunk = sock.recv(n - len(buffer))  # never ask for more than is missing
-        if not chunk:  # b"": the peer closed before n bytes came
-            raise EOFError(f"the stream ended after {len(buffer)} of {n} bytes")
+
+def read_lines(sock: socket.socket) -> list[bytes]:
+    """Every b"\\n"-terminated message until the peer closes; EOFError if the last one is cut off."""
+    lines: list[bytes] = []
+    buffer = b""
+    while chunk := sock.recv(4096):
         buffer += chunk
-    return bytes(buffer)
+        *complete, buffer = buffer.split(b"\n")  # the piece after the last b"\n" waits for more
+        lines.extend(complete)
+    if buffer:
+        raise EOFError(f"the stream ended in the middle of a line: {buffer[:20]!r}")
+    return lines
 
 
 def read_message(sock: socket.socket) -> bytes:
