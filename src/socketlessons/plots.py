@@ -306,6 +306,25 @@ class LivePlot:
 
 # ---- sequence diagram -------------------------------------------------------------------------
 
+#: Calls that send something to the peer (data, a SYN, a FIN): an arrow towards the other lane.
+_SENDING_OPS = frozenset({"send", "sendall", "sendto", "connect", "connect_ex", "shutdown", "close"})
+#: Calls that change only the local socket: a mark on the caller's lane.
+_LOCAL_OPS = frozenset({"settimeout", "setblocking", "setsockopt", "bind", "listen"})
+
+
+def _call_label(e: Any) -> str:
+    """"recv(65536) → 29,696 B" (the call as written, what it did), "sendall → 1 MiB", "connect"."""
+    done = None if e.done is None else format_bytes(e.done)
+    label = f"{e.op}({e.asked})" if e.asked is not None and e.asked != e.done else e.op
+    if e.result == "EOF":
+        return f"{label} → EOF (0 B)"
+    if done is not None:
+        label += f" → {done}"
+    if isinstance(e.result, str) and e.result and e.result != "ok":
+        label += f" [{e.result}]"
+    return label
+
+
 def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
                      title: str = "Who called what, when (bytes on each arrow)",
                      max_events: int = 60) -> Figure:
@@ -333,23 +352,21 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
     for row, e in enumerate(shown, start=1):
         x = lanes.get(e.side, 0.0)
         other = 1.0 - x
-        op = e.op
-        done = e.done
-        label = f"{op}({e.asked})" if e.asked is not None and e.asked != done else op
-        if done is not None:
-            label += f" → {done} B"
-        if isinstance(e.result, str) and e.result and e.result != "ok":
-            label += f" [{e.result}]"
+        label = _call_label(e)
         colour = colours.get(e.side, PALETTE[2])
-        if op in ("send", "sendall", "sendto", "connect", "shutdown", "close"):
-            start, end = x, x + (other - x) * 0.85
-            style = "-" if e.side == "client" else "--"
-        else:  # recv, recv_into, recvfrom, accept: arrives at the caller
-            start, end = x + (other - x) * 0.85, x
-            style = "-" if e.side == "client" else "--"
-        ax.annotate("", xy=(end, row), xytext=(start, row),
-                    arrowprops={"arrowstyle": "->", "color": colour, "linestyle": style, "linewidth": 1.2})
-        ax.text((start + end) / 2, row - 0.12, label, ha="center", va="bottom", fontsize=7, color=colour)
+        style = "-" if e.side == "client" else "--"
+        if e.op in _LOCAL_OPS:  # nothing crosses the wire: a mark on the caller's lane
+            ax.plot([x], [row], marker="o", markersize=4, color=colour)
+            ax.text(x + (0.04 if x == 0.0 else -0.04), row, label, ha="left" if x == 0.0 else "right",
+                    va="center", fontsize=7, color=colour)
+        else:
+            if e.op in _SENDING_OPS:  # from the caller towards the peer
+                start, end = x, x + (other - x) * 0.85
+            else:  # recv, recv_into, recvfrom, accept: arrives at the caller
+                start, end = x + (other - x) * 0.85, x
+            ax.annotate("", xy=(end, row), xytext=(start, row),
+                        arrowprops={"arrowstyle": "->", "color": colour, "linestyle": style, "linewidth": 1.2})
+            ax.text((start + end) / 2, row - 0.12, label, ha="center", va="bottom", fontsize=7, color=colour)
         ax.text(-0.34, row, f"{(e.t_ns - t0) / 1000:.0f} µs", ha="left", va="center", fontsize=6, color="0.35")
     ax.set_xticks([])
     ax.set_yticks([])

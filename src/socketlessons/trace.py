@@ -1,11 +1,15 @@
 """Trace a socket exchange: every call, its bytes and its result, on one clock.
 
 ``TracedSocket`` wraps a socket and keeps the stdlib method names, so a lesson's code runs
-unchanged; each call is recorded in a ``Tracer`` as a ``TraceEvent`` when it returns (time
-on the ``time.perf_counter_ns`` clock, bytes asked, bytes done, result or error). Helper
-servers started with ``trace=True`` record their own ``ServerEvent``s on the same clock;
+unchanged; each call is recorded in a ``Tracer`` as a ``TraceEvent`` (time on the
+``time.perf_counter_ns`` clock, bytes asked, bytes done, result or error). Helper servers
+started with ``trace=True`` record their own ``ServerEvent``s on the same clock;
 ``tracer.merge(server)`` puts both into one timeline, which ``tracer.table()`` lists and
 ``plots.sequence_diagram`` draws. No packet capture, no root.
+
+Servers write their record after a call returned, so a server's send can appear a little
+after the client's recv of the same bytes; traced sends are placed when the bytes were
+offered, everything else when the call returned.
 
 Example (one ``sendall`` of 1 MiB arrives as many ``recv`` calls of various sizes)::
 
@@ -44,7 +48,8 @@ MAX_TRACE_EVENTS = 100_000
 
 @dataclasses.dataclass(frozen=True)
 class TraceEvent:
-    """One call, recorded when it returned.
+    """One call: ``t_ns`` is when it returned, except for sends (when the bytes were offered,
+    since the peer can read them before the send returns); ``dur_ns`` is how long it took.
 
     ``asked``: bytes offered (send) or the buffer size asked for (recv); ``None`` if not a
     data call. ``done``: bytes the call really sent or returned. ``result``: ``"ok"``,
@@ -231,7 +236,10 @@ class TracedSocket:
         done, result = _outcome(op, value)
         if op == "sendall":
             done = asked  # sendall either sends every byte or raises
-        self.tracer.record(TraceEvent(t1, self.side, op, asked, done, result, t1 - t0))
+        # A send is placed when the bytes were offered (the peer may read them before the call
+        # returns); everything else when it returned (a recv: when the bytes had arrived).
+        at = t0 if op in _SENDING else t1
+        self.tracer.record(TraceEvent(at, self.side, op, asked, done, result, t1 - t0))
         return value
 
     def __getattr__(self, name: str) -> Any:
@@ -301,6 +309,9 @@ class TracedSocket:
 
     def setsockopt(self, *args: Any) -> None:
         return self._call("setsockopt", None, self.sock.setsockopt, *args)
+
+
+_SENDING = frozenset({"send", "sendall", "sendto"})
 
 
 def _nbytes(data: Any) -> int | None:
