@@ -102,3 +102,13 @@ def test_sequence_diagram_bounds_the_number_of_arrows(n, shown):
     assert texts.count("send → 1 B") == shown
     if n > shown:
         assert f"first {shown} of {n}" in fig.axes[0].get_title()
+
+
+def test_sequence_diagram_marks_local_calls_instead_of_arrows():
+    events = [TraceEvent(0, "client", "settimeout", None, None), TraceEvent(1, "server", "recv", 8, 0, "EOF")]
+    fig = sequence_diagram(events)
+    ax = fig.axes[0]
+    arrows = [c for c in ax.get_children() if type(c).__name__ == "Annotation" and c.arrow_patch is not None]
+    assert len(arrows) == 1  # the recv; settimeout is a dot on the client lane
+    texts = [t.get_text() for t in ax.texts]
+    assert "settimeout" in texts and "recv(8) → EOF (0 B)" in texts
