@@ -270,7 +270,8 @@ def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeou
         rss0, threads0 = rss_bytes(pid), os_threads(pid)
         idle: IdleConnections = open_connections(server.address, n, timeout=timeout)
         with idle:
-            deadline = time.monotonic() + 5.0  # the server may still be accepting the last ones
+            # the server may still be accepting the last ones (a thread each: about 1 ms apiece)
+            deadline = time.monotonic() + min(timeout, 5.0 + n / 200)
             while mode == "thread" and server.connections < len(idle) and time.monotonic() < deadline:
                 time.sleep(0.01)
             rss1, threads1 = rss_bytes(pid), os_threads(pid)
