@@ -364,3 +364,33 @@ def test_lesson05_timeout_report_follows_the_timeout(timeout, late):
                     replace=("TIMEOUT_S = 0.3", f"TIMEOUT_S = {timeout}"))
     waited = float(out.split("recv gave up after ")[1].split(" s")[0])
     assert late in out and waited >= float(timeout), out
+
+
+SOLVED = {
+    "05_best_practices.ipynb": {"fetch": "import socket\n", "fetch_all": "import asyncio\n"},
+    "06_framing.ipynb": {"read_lines": "", "read_message": "import struct\nfrom socketlessons.framing import recv_exactly\n"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("notebook", sorted(SOLVED))
+def test_reference_solutions_pass_in_the_notebook(notebook):
+    """A learner's answers in the stub cells (here: the references) pass the notebook's checkers."""
+    import inspect
+
+    from nbclient import NotebookClient
+
+    from socketlessons.checks import solution
+
+    nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
+    for name, imports in SOLVED[notebook].items():
+        stubs = [c for c in nb.cells if c.cell_type == "code"
+                 and c.source.removeprefix("async ").startswith(f"def {name}(")]
+        assert len(stubs) == 1, f"{notebook}: expected one stub cell for {name}"
+        stubs[0].source = imports + inspect.getsource(solution(name))
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    verdicts = [o["data"]["text/plain"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if "text/plain" in o.get("data", {}) and ("passed" in o["data"]["text/plain"]
+                                                          or "not yet" in o["data"]["text/plain"])]
+    assert len(verdicts) == len(SOLVED[notebook]) and all("passed" in v for v in verdicts), verdicts
