@@ -5,7 +5,7 @@ idle and every code cell has run, then check
 
 * no cell ended in an error (cells tagged ``raises-exception`` may: they show a trap);
 * every widget output rendered as widgets (not as a text fallback or "Error displaying widget");
-* for a lesson with a control panel (a slider and a Run button): moving the slider and pressing
+* for each control panel (a slider and a Run button) of the lesson: moving the slider and pressing
   Run changes the live plot (its image is replaced).
 
 The JupyterLab server and the browser are shared by all lessons of a session (starting them
@@ -14,8 +14,9 @@ costs seconds); each lesson gets a fresh page and its kernel is shut down afterw
 Needs Chromium (Debian: ``apt-get install chromium``; elsewhere point SOCKETLESSONS_CHROMIUM
 at a Chrome/Chromium binary). Without it these tests skip, unless
 SOCKETLESSONS_REQUIRE_BROWSER=1 (CI) makes that a failure. On failure a screenshot and the
-server log land in ``test-artifacts/``. With SOCKETLESSONS_SCREENSHOT=1 the first lesson with a
-panel is saved as ``docs/images/live_plot.png`` (the README's picture).
+server log land in ``test-artifacts/``. With SOCKETLESSONS_SCREENSHOT=1 (or =NN_name) the first
+panel of the first lesson with one (or of that lesson), after its slider was moved and Run pressed,
+is saved as ``docs/images/live_plot.png`` (the README's picture).
 """
 
 from __future__ import annotations
@@ -188,19 +189,19 @@ def _plot_sources(panel: Any) -> list[str]:
     return panel.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
 
 
-def move_slider_and_run(page: Any, lesson: str) -> Any | None:
-    """In the first panel (an output with a slider and a button): move its first slider one step,
-    press Run, and wait until the plot's image has been replaced. Returns the panel, or None if
-    the lesson has no panel."""
-    panels = page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-slider")).filter(
+def panels_of(page: Any) -> Any:
+    """Control panels: widget outputs holding both a slider and a button (``SweepPanel``)."""
+    return page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-slider")).filter(
         has=page.locator(".widget-button")
     )
-    if panels.count() == 0:
-        return None
-    panel = panels.first
+
+
+def move_slider_and_run(page: Any, panel: Any, what: str) -> None:
+    """Move the panel's first slider one step, press Run, and wait until the plot's image has
+    been replaced and the run is over (the Run button is enabled again)."""
     panel.scroll_into_view_if_needed()
     before = _plot_sources(panel)
-    assert before, f"{lesson}: the panel shows no plot image before Run"
+    assert before, f"{what}: the panel shows no plot image before Run"
     slider = panel.locator(".widget-slider").first
     readout = slider.locator(".widget-readout")
     old = readout.inner_text()
@@ -210,7 +211,7 @@ def move_slider_and_run(page: Any, lesson: str) -> Any | None:
         page.wait_for_timeout(200)
         if readout.inner_text() != old:
             break
-    assert readout.inner_text() != old, f"{lesson}: the slider did not move (still {old!r})"
+    assert readout.inner_text() != old, f"{what}: the slider did not move (still {old!r})"
     buttons = panel.locator(".widget-button")
     run = buttons.filter(has_text="Run")
     (run.first if run.count() else buttons.first).click()
@@ -221,9 +222,9 @@ def move_slider_and_run(page: Any, lesson: str) -> Any | None:
         if after and after != before and not running:
             page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
             page.wait_for_timeout(300)  # let the last image update land
-            return panel
+            return
         page.wait_for_timeout(250)
-    raise AssertionError(f"{lesson}: the plot did not change within {PANEL_RUN_TIMEOUT_S} s of moving the slider to "
+    raise AssertionError(f"{what}: the plot did not change within {PANEL_RUN_TIMEOUT_S} s of moving the slider to "
                          f"{readout.inner_text()!r} and pressing Run")
 
 
@@ -239,6 +240,12 @@ def _save_failure(page: Any, lab: JupyterLabServer, lesson: str) -> None:
 _screenshot_taken = False
 
 
+def _wants_screenshot(lesson: str) -> bool:
+    """SOCKETLESSONS_SCREENSHOT=1: the first lesson with a panel; =01_client: that lesson."""
+    wanted = os.environ.get("SOCKETLESSONS_SCREENSHOT", "")
+    return wanted == "1" or (wanted != "" and wanted == lesson)
+
+
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("lesson", lessons(), ids=lesson_id)
 def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, browser: Any, record_property) -> None:
@@ -249,11 +256,14 @@ def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, brows
         page.goto(lab.url(f"lab/tree/{lesson.name}"))
         state = run_all_and_wait(page, lesson.stem)
         record_property("widget_cells", check_widgets_rendered(state, lesson.stem))
-        panel = move_slider_and_run(page, lesson.stem)
-        record_property("panel", panel is not None)
-        if panel is not None and os.environ.get("SOCKETLESSONS_SCREENSHOT") == "1" and not _screenshot_taken:
+        panels = panels_of(page)
+        record_property("panels", panels.count())
+        for n in range(panels.count()):
+            move_slider_and_run(page, panels.nth(n), f"{lesson.stem}, panel {n + 1}")
+        if panels.count() and _wants_screenshot(lesson.stem) and not _screenshot_taken:
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            panel.screenshot(path=str(SCREENSHOT))
+            panels.first.scroll_into_view_if_needed()
+            panels.first.screenshot(path=str(SCREENSHOT))
             _screenshot_taken = True
     except BaseException:
         _save_failure(page, lab, lesson.stem)
