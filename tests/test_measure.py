@@ -265,7 +265,6 @@ def _fit_until(label, attempts, measure):
     pytest.fail(f"never {label}: {[(f.label, round(f.slope, 2), f.note) for f in fits]}")
 
 
-@pytest.mark.slow
 def test_real_send_is_constant_for_small_payloads_and_linear_for_large(no_leaks):
     with SinkServer(mode="process") as server, socket.create_connection(server.address) as sock:
         small = _fit_until("constant", 3, lambda: _send_sweep(sock, [2**i for i in range(0, 9)]))

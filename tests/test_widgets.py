@@ -228,6 +228,7 @@ def test_a_second_click_during_a_run_does_not_start_a_second_run():
     panel.button.click()
     panel.button.click()
     assert "already in progress" in panel.status_text and panel.running
+    assert panel.button.disabled and panel.stop_button.layout.display != "none"
     assert panel.run() is False
     release.set()
     assert panel.wait(10)
@@ -255,6 +256,7 @@ def test_stop_ends_a_run_after_the_current_point():
     panel.measure = measure
     panel.run()
     assert [p.x for p in panel.points] == [1, 2, 4]
+    assert panel.stop_button.layout.display == "none" and not panel.button.disabled
     assert "Stopped after 3 of 21" in panel.status_text
 
 

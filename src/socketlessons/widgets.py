@@ -261,6 +261,11 @@ class SweepPanel(widgets.VBox):
             compare(claim[0], claim[1], fit_growth([1, 2], [1, 2]))  # checks the expected label now
         if fit not in ("growth", "affine", None):
             raise ValueError(f"fit must be 'growth', 'affine' or None, got {fit!r}")
+        names = ["payload", "bufsize", *(controls or {})]
+        if sweep not in names:
+            raise ValueError(f"sweep must be one of {sorted(names)}, got {sweep!r}")
+        if sweep in hide:
+            raise ValueError(f"cannot hide the swept control {sweep!r}")
         self.fit_kind, self.fit_from = fit, fit_from
         self.max_size, self.max_payload, self.what = max_size, max_payload, what
         self.hide = tuple(hide)
@@ -280,8 +285,6 @@ class SweepPanel(widgets.VBox):
             opts = list(options)
             self.sliders[name] = SizeSlider(opts, name=name, unit="", on_invalid=say, value=opts[0], description=name,
                                             style={"description_width": "7em"})
-        if sweep not in self.sliders:
-            raise ValueError(f"sweep must be one of {sorted(self.sliders)}, got {sweep!r}")
         self.sweep_name = sweep
         swept = self.sliders[sweep]
         swept.description = f"{sweep} up to"
@@ -290,6 +293,9 @@ class SweepPanel(widgets.VBox):
                                      style={"description_width": "7em"})
         self.button = widgets.Button(description="Run", button_style="primary", icon="play",
                                      tooltip="measure every size up to the slider's value")
+        # Shown only during a run (hidden, not disabled: a disabled button reads as "busy").
+        self.stop_button = widgets.Button(description="Stop", icon="stop", layout=widgets.Layout(display="none"),
+                                          tooltip="end the run after the size being measured")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="12em"))
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(title, xlabel or _default_xlabel(sweep), ylabel, logx=logx, logy=logy,
@@ -308,15 +314,14 @@ class SweepPanel(widgets.VBox):
         self._done.set()
         self._stop = threading.Event()
         self.button.on_click(lambda _b: self.start_run())
+        self.stop_button.on_click(lambda _b: self.stop())
 
-        if sweep in self.hide:
-            raise ValueError(f"cannot hide the swept control {sweep!r}")
         shown = [self.sliders[sweep]] + [s for n, s in self.sliders.items() if n != sweep and n not in self.hide]
         if "text" in self.hide:
             shown_text: list[widgets.Widget] = []
         else:
             shown_text = [self.text_box]
-        super().__init__([*shown, *shown_text, widgets.HBox([self.button, self.progress]), self.status, self.output])
+        super().__init__([*shown, *shown_text, widgets.HBox([self.button, self.stop_button, self.progress]), self.status, self.output])
         self._say(f"Pick sizes and press Run: {sweep} from {swept.fmt(self.start)} up to the slider's value.")
 
     # ---- public -------------------------------------------------------------------------------
@@ -361,6 +366,7 @@ class SweepPanel(widgets.VBox):
             self._stop.clear()
         self.error = ""
         self.button.disabled = True
+        self.stop_button.layout.display = ""
         xs = self.xs()
         self.progress.max, self.progress.value = max(1, len(xs)), 0
         busy = _WORKER.busy
@@ -435,6 +441,7 @@ class SweepPanel(widgets.VBox):
         finally:
             self.plot.finish()
             self.button.disabled = False
+            self.stop_button.layout.display = "none"
             self._running = False
             self._done.set()
 
