@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import html
+import threading
+from collections.abc import Callable, Sequence
 import os
 import socket
 import sys
 import time
 
 from ..addresses import Address, check_loopback_host, check_port, family_of
-from ..measure import Timing, summarize
+from ..measure import Point, Timing, Verdict, summarize
 
 __all__ = [
     "ConnectAttempt",
+    "RestartOutcomes",
     "accept_cost",
+    "accept_verdict",
+    "accept_waits",
+    "backlog_report",
+    "restart_outcomes",
     "address_in_use_errnos",
     "ephemeral_port_range",
     "port_in_time_wait",
@@ -191,3 +199,135 @@ def time_wait_count(port: int) -> int | None:
         except (OSError, ValueError):
             continue
     return count if seen else None
+
+
+# ---- accept(): waiting is not work -------------------------------------------------------------
+
+
+def _accept_once(delay: float, host: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``accept()`` whose client connects ``delay`` s later."""
+    with socket.socket(family_of(host), socket.SOCK_STREAM) as listener:
+        listener.bind((host, 0))
+        listener.listen(1)
+        listener.settimeout(delay + 5.0)  # a guard: the client comes after `delay`
+        address = listener.getsockname()[:2]
+        client: list[socket.socket] = []
+        timer = threading.Timer(delay, lambda: client.append(socket.create_connection(address, timeout=5.0)))
+        timer.start()
+        try:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            conn, _ = listener.accept()
+            wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+            conn.close()
+        finally:
+            timer.join(delay + 5.0)
+            for sock in client:
+                sock.close()
+    return wall, cpu
+
+
+def accept_waits(delays: Sequence[float] = (0.05, 0.1, 0.2, 0.4), *, host: str = "127.0.0.1",
+                 on_point: Callable[[Point], object] | None = None) -> list[Point]:
+    """For each delay, time one ``accept()`` whose client connects that much later.
+
+    Returns two series of points (x = the delay in seconds): "wall time in accept()" and "CPU
+    time of the waiting thread" (``time.thread_time``), both in ns. ``on_point`` (a live
+    plot's ``add``) gets each point as it is measured.
+    """
+    host = check_loopback_host(host)
+    points: list[Point] = []
+    for delay in delays:
+        if not 0 < delay <= 2:
+            raise ValueError(f"each delay must be between 0 and 2 seconds, got {delay!r}")
+        wall, cpu = _accept_once(delay, host)
+        for series, value in (("wall time in accept()", wall), ("CPU time of the waiting thread", cpu)):
+            ns = max(value * 1e9, 1.0)  # a log axis needs > 0; thread_time ticks can read 0
+            point = Point(delay, ns, ns, ns, 1, series)
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
+    return points
+
+
+def accept_verdict(waits: Sequence[Point], cost: Timing) -> Verdict:
+    """Verdict on "accept() - O(n) - wait for client" from ``accept_waits`` and ``accept_cost``."""
+    wall = [p for p in waits if p.series.startswith("wall")]
+    cpu = {p.x: p.median_ns for p in waits if p.series.startswith("CPU")}
+    longest = max(wall, key=lambda p: p.x)
+    share = cpu.get(longest.x, 0.0) / longest.median_ns
+    text = (f"accept() waited {longest.median_ns / 1e9:.3f} s for a client that came after {longest.x:g} s, and the "
+            f"waiting thread used {cpu.get(longest.x, 0.0) / 1e6:.2f} ms of CPU ({share:.2%} of the wait); with a "
+            f"client already queued, accept() took {cost.median_ns / 1e3:.3g} µs. ")
+    if share < 0.05:
+        return Verdict("refined", "accept() is 'O(n) - wait for client': refined. " + text +
+                       "Its work is O(1); the time it blocks is however long the next client takes to come, "
+                       "during which the thread sleeps in the kernel and costs nothing.")
+    return Verdict("inconclusive", "accept() is 'O(n) - wait for client': inconclusive. " + text +
+                   "The waiting thread used a noticeable share of CPU: was another thread busy? Run it again.")
+
+
+# ---- the backlog ------------------------------------------------------------------------------
+
+
+def backlog_report(attempts: Sequence[ConnectAttempt], backlog: int) -> str:
+    """One paragraph on what ``attempts`` (connects to a listener that never accepted) show."""
+    connected = sum(a.outcome == "connected" for a in attempts)
+    others = sorted({a.outcome for a in attempts if a.outcome != "connected"})
+    text = (f"With listen({backlog}) and no accept() at all, {connected} of {len(attempts)} clients connected: "
+            "the kernel completed their handshakes and queued them for a future accept().")
+    if "timed out" in others:
+        text += (" The others timed out: with the queue full, this system ignored their handshake (the client "
+                 "would retry after a second or more), which is what Linux and macOS do.")
+    elif "refused" in others:
+        text += " The others were refused at once: with the queue full, this system (like Windows) says no."
+    elif others:
+        text += f" The others: {', '.join(others)}."
+    if connected != backlog and connected:
+        text += (f" {connected} is not exactly {backlog}: the backlog is a hint, and each system counts it its "
+                 "own way (Linux queues backlog + 1).")
+    return text
+
+
+# ---- restarting a server: SO_REUSEADDR against TIME_WAIT ---------------------------------------
+
+
+@dataclasses.dataclass
+class RestartOutcomes:
+    """Whether a restarted server could bind its port while the old connection was in TIME_WAIT."""
+
+    rows: list[tuple[bool, bool, str]]  # (old server had SO_REUSEADDR, new one has it, outcome)
+
+    def outcome(self, old: bool, new: bool) -> str:
+        return next(o for a, b, o in self.rows if (a, b) == (old, new))
+
+    def __str__(self) -> str:
+        return "\n".join(f"old {'SO_REUSEADDR' if a else 'plain':<12} new {'SO_REUSEADDR' if b else 'plain':<12} {o}"
+                         for a, b, o in self.rows)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        yes = lambda f: "SO_REUSEADDR" if f else "no option"  # noqa: E731
+        body = "".join(f"<tr><td>{yes(a)}</td><td>{yes(b)}</td><td>{html.escape(o)}</td></tr>" for a, b, o in self.rows)
+        return ("<table><tr><th>previous run of the server</th><th>restarted server</th><th>bind() on this "
+                f"system</th></tr>{body}</table>")
+
+
+def restart_outcomes(host: str = "127.0.0.1") -> RestartOutcomes:
+    """Try the four combinations of SO_REUSEADDR on the old and the restarted server, for real."""
+    host = check_loopback_host(host)
+    rows = []
+    for old in (False, True):
+        for new in (False, True):
+            port = port_in_time_wait(host, reuseaddr=old)
+            with socket.socket(family_of(host), socket.SOCK_STREAM) as sock:
+                try:
+                    if new:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind((host, port))
+                    sock.listen()
+                    outcome = "ok"
+                except OSError as exc:
+                    outcome = f"OSError: {exc.strerror or exc}"
+            rows.append((old, new, outcome))
+    return RestartOutcomes(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 
@@ -24,8 +23,11 @@ def open_server(port: int) -> socket.socket:
     """A TCP socket listening on 127.0.0.1:port that a restarted server can bind again at once."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        if os.name != "nt":  # on Windows SO_REUSEADDR would let another program share the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # before bind()
+        # Before bind(): bind at once although old connections are in TIME_WAIT. Not on Windows
+        # (the only system with SO_EXCLUSIVEADDRUSE): there TIME_WAIT does not block bind(), and
+        # SO_REUSEADDR would let another program bind the same port while we use it.
+        if not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
         sock.listen()
     except BaseException:
