@@ -365,7 +365,8 @@ class SelectorServer(LoopServer):
 
     A "sleep" cost becomes a timer: the reply is due ``cost`` seconds later and the loop serves
     other clients meanwhile. A "cpu" cost runs inline and stalls every client: one thread
-    computes one thing at a time.
+    computes one thing at a time. (On Windows ``DefaultSelector`` is ``select()``, limited to
+    512 sockets; the asyncio server has no such limit there.)
     """
 
     kind = "selectors"
