@@ -26,7 +26,7 @@ import sys
 import time
 
 from _common import RESULTS, command, machine, markdown_table
-from socketlessons.lessons.loop import fd_limit, idle_cost, raise_fd_limit
+from socketlessons.lessons.loop import idle_cost, raise_fd_limit
 from socketlessons.load import run_load
 from socketlessons.servers._loops import LOOP_SERVERS
 
