@@ -224,7 +224,7 @@ def arrival_plot(exchange: Exchange, *, title: str = "") -> Shown:
     ax.set_ylabel("datagram number")
     ax.set_title(title or str(exchange), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     return Shown(fig)
 
 
