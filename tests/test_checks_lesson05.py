@@ -177,7 +177,7 @@ async def leaves_writers_open(address, requests, timeout):
 def test_fetch_all_reference_passes():
     result = check_fetch_all(fetch_all)
     assert result.passed, result
-    assert "8 connections at once" in result.message
+    assert "connections at once" in result.message
 
 
 @pytest.mark.parametrize(("wrong", "hint"), [

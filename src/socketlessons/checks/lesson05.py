@@ -115,8 +115,10 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
            "read each whole echo: await reader.readexactly(len(request))")
     expect(list(map(bytes, got)) == requests, "the replies are not in the order of the requests",
            "asyncio.gather returns results in the order of its arguments (as_completed does not)")
-    expect(at_once == len(requests), f"the server saw at most {at_once} of your {len(requests)} connections at "
-           f"once: the requests waited for each other ({len(requests)} × {SLOW_DELAY_S} s)", GATHER_HINT)
+    # All of them at once is what gather gives; half is enough to tell it from one by one, and
+    # leaves room for a loaded machine (a classroom) starting some connections late.
+    expect(at_once >= len(requests) // 2, f"the server saw at most {at_once} of your {len(requests)} connections "
+           f"at once: the requests waited for each other ({len(requests)} × {SLOW_DELAY_S} s)", GATHER_HINT)
     expect(not leaked, "a connection was left open after the replies", ASYNC_CLOSE_HINT)
 
     outcome = "returned"
