@@ -8,6 +8,7 @@ a time, the three others serve many at once when the processing cost is a wait.
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 import pytest
@@ -209,3 +210,30 @@ def test_spend_cpu_really_computes_and_sleep_does_not():
     spend(0.05, "sleep")
     slept = time.process_time() - t0
     assert cpu > slept
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE on Windows")
+@pytest.mark.parametrize("kind", ["threaded", "selectors", "asyncio"])  # the sequential one accepts one at a time
+def test_out_of_descriptors_is_kept_and_the_server_survives(kind):
+    import resource
+
+    from socketlessons.resources import open_descriptors
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with pytest.warns(Warning, match="descriptor limit"):
+        with LOOP_SERVERS[kind]() as server:
+            socks = []
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_descriptors() + 12, hard))
+            try:
+                for _ in range(10):  # 10 client sockets + the accepted ones: over the limit
+                    try:
+                        socks.append(socket.create_connection(server.address, timeout=5))
+                    except OSError:  # the client side ran out first
+                        break
+                time.sleep(0.3)
+            finally:
+                for s in socks:
+                    s.close()
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            assert any("accept" in e.error for e in server.errors)
+            assert run_load(server.address, 3, timeout=10).ok  # asyncio resumes accepting after 1 s  # still serving once descriptors are free

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import heapq
 import itertools
 import pickle
@@ -65,6 +66,8 @@ DEFAULT_MAX_CONNECTIONS = 20_000
 MAX_PENDING_OUT = 4 * DEFAULT_BUFSIZE
 
 _PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+#: accept() errors that mean "this process (or system) is out of descriptors or memory".
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def echo(data: bytes) -> bytes:
@@ -177,6 +180,16 @@ class LoopServer(LoopbackServer):
         try:
             conn, peer = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return None
+        except OSError as exc:
+            if exc.errno not in _OUT_OF_RESOURCES:
+                raise
+            # Out of descriptors: the client stays in the backlog and the listener stays
+            # readable, so back off instead of spinning; keep the first such error.
+            if not any("accept" in e.error for e in self.errors):
+                self._keep_error(0, OSError(exc.errno, f"accept: {exc.strerror}; raise the descriptor limit "
+                                                        "(lessons.loop.raise_fd_limit) or open fewer connections"))
+            self._stopping.wait(0.05)
             return None
         cid = next(self._ids)
         with self._count_lock:
@@ -522,8 +535,18 @@ class AsyncioServer(LoopServer):
     def _open(self) -> socket.socket:
         listener = super()._open()
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._on_loop_error)  # keep, never log from a thread
         self._stop_future = self._loop.create_future()
         return listener
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's own errors (e.g. accept() out of descriptors: it pauses accepting for 1 s)."""
+        exc = context.get("exception")
+        message = context.get("message", "asyncio error")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+            message += "; raise the descriptor limit (lessons.loop.raise_fd_limit) or open fewer connections"
+        if len(self.errors) < 10 or not isinstance(exc, OSError):
+            self._keep_error(0, RuntimeError(f"{message}: {exc!r}" if exc else message))
 
     def _wake(self) -> None:
         loop, fut = self._loop, self._stop_future
