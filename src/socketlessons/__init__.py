@@ -29,8 +29,51 @@ from .servers import (
 
 __version__ = "0.1.0"
 
+# The measuring toolkit pulls in matplotlib and ipywidgets: imported on first use (PEP 562),
+# so `python -m socketlessons serve echo` starts without them.
+_LAZY = {
+    "SweepPanel": "widgets",
+    "LivePlot": "plots",
+    "sequence_diagram": "plots",
+    "Tracer": "trace",
+    "TracedSocket": "trace",
+    "sweep": "measure",
+    "time_op": "measure",
+    "harness_overhead": "measure",
+    "fit_growth": "measure",
+    "fit_affine": "measure",
+    "compare": "measure",
+    "show_solution": "checks",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'socketlessons' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 __all__ = [
     "IPV4_LOOPBACK",
+    "LivePlot",
+    "SweepPanel",
+    "TracedSocket",
+    "Tracer",
+    "compare",
+    "fit_affine",
+    "fit_growth",
+    "harness_overhead",
+    "sequence_diagram",
+    "show_solution",
+    "sweep",
+    "time_op",
     "IPV6_LOOPBACK",
     "MAX_DATAGRAM",
     "DribbleServer",

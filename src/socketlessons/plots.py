@@ -375,3 +375,22 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
     more = f" (first {len(shown)} of {len(evs)} calls)" if len(evs) > len(shown) else ""
     ax.set_title(title + more, fontsize=10)
     return fig
+
+
+def _register_png_formatter() -> None:
+    """Let a returned ``Figure`` display as PNG in a kernel without ``%matplotlib inline``.
+
+    Our figures bypass pyplot, so IPython's matplotlib integration (which registers the
+    Figure formatter when the inline backend loads) may never run; without this, a cell
+    ending in ``sequence_diagram(...)`` would show only ``<Figure size ...>``.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is not None:
+        ip.display_formatter.formatters["image/png"].for_type(Figure, to_png)
+
+
+_register_png_formatter()

@@ -18,9 +18,10 @@ import itertools
 import selectors
 import socket
 import struct
+import time
 from typing import Any
 
-from ._base import LoopbackServer, make_listener
+from ._base import LoopbackServer, ServerEvent, make_listener
 
 __all__ = ["DribbleServer", "EchoServer", "SilentServer", "SinkServer", "TCPServer"]
 
@@ -176,10 +177,12 @@ class TCPServer(LoopbackServer):
         return data
 
     def _send(self, conn: socket.socket, stats: ConnectionStats, data: bytes) -> None:
+        # Stamped when the call starts: the peer may receive the bytes before sendall returns.
+        t_ns = time.perf_counter_ns()
         conn.sendall(data)
         stats.bytes_out += len(data)
         if self.trace:
-            self._record("send", stats.conn, len(data))
+            self.events.append(ServerEvent(t_ns, "send", stats.conn, len(data)))
 
 
 class EchoServer(TCPServer):
@@ -234,6 +237,8 @@ class SinkServer(TCPServer):
                 n += got
                 if self.trace:
                     self._record("recv", stats.conn, got)
+            if self.trace:
+                self._record("recv", stats.conn, 0, "end of stream")
         finally:
             stats.bytes_in = n
         if not self._stopping.is_set():
