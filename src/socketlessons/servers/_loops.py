@@ -541,6 +541,8 @@ class AsyncioServer(LoopServer):
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """asyncio's own errors (e.g. accept() out of descriptors: it pauses accepting for 1 s)."""
+        if self._stopping.is_set():  # e.g. that paused accept resuming on the closed listener
+            return
         exc = context.get("exception")
         message = context.get("message", "asyncio error")
         if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
