@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .addresses import Address, check_loopback_host, check_port, family_of
-from .servers._base import LoopbackServer
+from .servers import LoopbackServer
 
 __all__ = [
     "BackgroundServer",
