@@ -64,6 +64,18 @@ def send_not_sendall(listener, clients, timeout):
                 pass
 
 
+def send_each_chunk(listener, clients, timeout):
+    for _ in range(clients):
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(timeout)
+            try:
+                while data := conn.recv(65536):
+                    conn.send(data)  # may take only part of the chunk
+            except TimeoutError:
+                pass
+
+
 def no_timeout(listener, clients):
     for _ in range(clients):
         conn, _ = listener.accept()
@@ -149,6 +161,7 @@ def test_echo_server_stub_is_not_yet():
 @pytest.mark.parametrize("wrong, hint", [
     (single_recv, LOOP_HINT),
     (send_not_sendall, SENDALL_HINT),
+    (send_each_chunk, SENDALL_HINT),
     (never_closes, EOF_HINT),
     (closes_only_on_success, CLOSE_HINT),
     (timeout_escapes, CATCH_HINT),

@@ -374,16 +374,20 @@ class BackgroundServer(LoopbackServer):
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any] = (), *, host: str = "127.0.0.1",
                  port: int = 0, name: str | None = None, deadline: float = DEFAULT_SERVER_DEADLINE_S,
-                 conn_timeout: float | None = None, backlog: int = DEFAULT_BACKLOG) -> None:
+                 conn_timeout: float | None = None, backlog: int = DEFAULT_BACKLOG,
+                 sndbuf: int | None = None) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be your server function itself (not called), got {type(fn).__name__}")
         _positive("deadline", deadline)
         _positive("conn_timeout", conn_timeout, allow_none=True)
         if isinstance(backlog, bool) or not isinstance(backlog, int) or not 0 <= backlog <= 4096:
             raise ValueError(f"backlog must be an int from 0 to 4096, got {backlog!r}")
+        if sndbuf is not None and (isinstance(sndbuf, bool) or not isinstance(sndbuf, int) or sndbuf < 1024):
+            raise ValueError(f"sndbuf must be None (the system's default) or at least 1024 bytes, got {sndbuf!r}")
         super().__init__(host, port, name=name or getattr(fn, "__name__", None))
         self.fn, self.args = fn, tuple(args)
         self.deadline, self.conn_timeout, self.backlog = float(deadline), conn_timeout, backlog
+        self.sndbuf = sndbuf
         #: Every connection the function accepted, in order.
         self.accepted: list[socket.socket] = []
         #: How many of them the function left open when it returned (None while it runs).
@@ -464,6 +468,8 @@ class BackgroundServer(LoopbackServer):
         try:
             if self.family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if self.sndbuf is not None:  # accepted connections inherit it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
             sock.bind((self.host, self.port_requested))
             sock.listen(self.backlog)
         except BaseException:
@@ -540,7 +546,8 @@ class BackgroundServer(LoopbackServer):
 
 def serve_in_background(fn: Callable[..., Any], *args: Any, name: str | None = None,
                         deadline: float = DEFAULT_SERVER_DEADLINE_S, conn_timeout: float | None = None,
-                        backlog: int = DEFAULT_BACKLOG, host: str = "127.0.0.1") -> BackgroundServer:
+                        backlog: int = DEFAULT_BACKLOG, host: str = "127.0.0.1",
+                        sndbuf: int | None = None) -> BackgroundServer:
     """Run your blocking server function ``fn(listener, *args)`` in the background; return it started.
 
     ``listener`` is a TCP socket already bound to ``host`` on a free port and listening (with
@@ -552,6 +559,9 @@ def serve_in_background(fn: Callable[..., Any], *args: Any, name: str | None = N
 
     Args:
         conn_timeout: if set, each connection ``fn`` accepts gets this timeout (``settimeout``).
+        sndbuf: if set, the send buffer (``SO_SNDBUF``) of the listener, inherited by every
+            connection ``fn`` accepts: a small one makes a ``send()`` with a timeout take only
+            part of what it is given, so a ``send`` that should be ``sendall`` shows.
 
     Afterwards: ``server.wait()`` returns what ``fn`` returned (or raises what it raised);
     ``server.left_open`` counts accepted connections ``fn`` did not close; ``server.accepted``
@@ -569,4 +579,4 @@ def serve_in_background(fn: Callable[..., Any], *args: Any, name: str | None = N
             drive(server.address, [b"hi"])[0].received     # b'hi'
     """
     return BackgroundServer(fn, args, host=host, name=name, deadline=deadline, conn_timeout=conn_timeout,
-                            backlog=backlog).start()
+                            backlog=backlog, sndbuf=sndbuf).start()
