@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 import pytest
@@ -31,14 +32,26 @@ def _multiprocessing_tracker():
         pass
 
 
+def threads_started_since(before: set[threading.Thread], deadline_s: float = 2.0) -> list[str]:
+    """Names of threads started after ``before`` was taken that are still alive, after waiting
+    (bounded) for those finishing on their own. Threads that ended since (e.g. the panel
+    worker retiring when idle) do not count either way."""
+    end = time.monotonic() + deadline_s
+    while True:
+        alive = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not alive or time.monotonic() >= end:
+            return [t.name for t in alive]
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def no_leaks():
     """Fail the test if it leaves servers running, threads alive or descriptors open."""
     gc.collect()
-    fds, threads = open_descriptors(), thread_count()
+    fds, threads = open_descriptors(), set(threading.enumerate())
     yield
     leftover = socketlessons.stop_all()
     gc.collect()
     assert leftover == 0, f"{leftover} server(s) still running at the end of the test"
-    assert settle(threads) == threads, "threads left behind"
+    assert threads_started_since(threads) == [], "threads left behind"
     assert open_descriptors() == fds, "descriptors left open"

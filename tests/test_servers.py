@@ -21,9 +21,9 @@ from socketlessons import (
     UDPEchoServer,
 )
 from socketlessons.doctor import ipv6_available
-from socketlessons.resources import open_descriptors, thread_count
+from socketlessons.resources import open_descriptors
 
-from .conftest import settle
+from .conftest import threads_started_since
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -145,13 +145,13 @@ def test_stop_is_fast_with_an_idle_client_connected(cls):
 
 
 def test_start_stop_cycles_leave_no_descriptors_or_threads():
-    fds, threads = open_descriptors(), thread_count()
+    fds, threads = open_descriptors(), set(threading.enumerate())
     for i in range(300):
         cls = [*TCP_KINDS, UDPEchoServer][i % 5]
         with cls(name="cycle") as server:
             if i % 3 == 0 and cls is EchoServer:
                 assert echo_once(server, b"x") == b"x"
-    assert settle(threads) == threads
+    assert threads_started_since(threads) == []
     assert open_descriptors() == fds
 
 

@@ -529,6 +529,10 @@ class _Worker:
             try:
                 job = self._queue.get(timeout=self.IDLE_WAIT_S)
             except queue.Empty:
+                with self._lock:  # idle: end, so thread counts return to where they were
+                    if self._active == 0 and self._queue.empty():
+                        self._thread = None
+                        return
                 continue
             try:
                 job()  # a panel's _worker: catches everything itself
@@ -540,6 +544,18 @@ class _Worker:
 
 
 _WORKER = _Worker()
+
+
+def submit_to_panel_worker(job: Callable[[], None]) -> bool:
+    """Queue ``job`` on the one thread that runs every panel's measurements; return whether
+    another run was already queued or running (then ``job`` waits its turn).
+
+    For lesson panels that are not a ``SweepPanel``: their runs must not overlap a sweep's
+    timed batches either. ``job`` must catch its own exceptions (threads never print).
+    """
+    busy = _WORKER.busy
+    _WORKER.submit(job)
+    return busy
 
 
 def _default_xlabel(sweep: str) -> str:

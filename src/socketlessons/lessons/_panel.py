@@ -1,4 +1,4 @@
-"""Run a lesson panel's measurement on the shared panel worker thread (see ``widgets._Worker``).
+"""Run a lesson panel's measurement on the shared panel worker thread (``widgets.submit_to_panel_worker``).
 
 One thread runs every panel's work, one run after another: two runs never distort each other
 through the GIL, and matplotlib opens its font files once (it keeps them per rendering thread).
@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..widgets import _WORKER
+from ..widgets import submit_to_panel_worker
 
 
 class PanelRun:
@@ -36,7 +36,7 @@ class PanelRun:
             finally:
                 self._done.set()
 
-        _WORKER.submit(wrapped)
+        submit_to_panel_worker(wrapped)
         return True
 
     def wait(self, timeout: float) -> bool:
