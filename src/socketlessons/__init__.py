@@ -49,6 +49,9 @@ _LAZY = {
     "compare": "measure",
     "show_solution": "checks",
     "run_load": "load",
+    "drive": "clients",
+    "start_clients": "clients",
+    "serve_in_background": "clients",
     "open_connections": "load",
 }
 
@@ -79,7 +82,9 @@ __all__ = [
     "open_connections",
     "run_load",
     "sequence_diagram",
+    "serve_in_background",
     "show_solution",
+    "start_clients",
     "sweep",
     "time_op",
     "IPV6_LOOPBACK",
@@ -100,6 +105,7 @@ __all__ = [
     "UDPEchoServer",
     "__version__",
     "doctor",
+    "drive",
     "running_servers",
     "stop_all",
 ]

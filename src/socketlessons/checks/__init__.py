@@ -7,8 +7,8 @@ In a notebook::
     show_solution("recv_all")         # the reference solution, when you want it
 """
 
-from ._core import CheckResult, NotYet, call, checker, expect, is_stub, registered_checkers
+from ._core import CheckResult, DidNotReturn, NotYet, call, checker, expect, hint_for, is_stub, registered_checkers
 from ._solutions import show_solution, solution
 
-__all__ = ["CheckResult", "NotYet", "call", "checker", "expect", "is_stub", "registered_checkers",
-           "show_solution", "solution"]
+__all__ = ["CheckResult", "DidNotReturn", "NotYet", "call", "checker", "expect", "hint_for", "is_stub",
+           "registered_checkers", "show_solution", "solution"]

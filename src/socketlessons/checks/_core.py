@@ -39,7 +39,8 @@ import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["CheckResult", "NotYet", "call", "checker", "expect", "is_stub", "registered_checkers"]
+__all__ = ["CheckResult", "DidNotReturn", "NotYet", "call", "checker", "expect", "hint_for", "is_stub",
+           "registered_checkers"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,8 +119,8 @@ def is_stub(fn: Callable[..., Any]) -> bool:
                                            and s.value.value is Ellipsis) for s in body)
 
 
-class _Timeout(Exception):
-    pass
+class DidNotReturn(Exception):
+    """The learner's function was still running at the deadline (``args[0]``: the timeout)."""
 
 
 def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
@@ -146,13 +147,14 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
         if on_timeout is not None:
             on_timeout()
         worker.join(1.0)
-        raise _Timeout(timeout)
+        raise DidNotReturn(timeout)
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
 
 
-def _hint_for(exc: BaseException) -> str:
+def hint_for(exc: BaseException) -> str:
+    """One hint for an exception the learner's code raised."""
     if isinstance(exc, TypeError) and ("bytes-like" in str(exc) or "str" in str(exc)):
         return "sockets carry bytes: encode text first (b'...' or 'text'.encode()) and decode what you receive"
     if isinstance(exc, ConnectionRefusedError):
@@ -186,13 +188,13 @@ def checker(exercise: str, *, solution: str | None = None) -> Callable[[F], Call
                 message = body(fn, *args, **kwargs)
             except NotYet as failure:
                 return CheckResult(exercise, False, failure.message, failure.hint)
-            except _Timeout as late:
+            except DidNotReturn as late:
                 return CheckResult(exercise, False, f"your function did not return within {late.args[0]:g} s.",
                                    "something waits forever: a recv with no timeout, or a loop that never "
                                    "sees the end of the stream (recv returns b'' when the peer closes)")
             except Exception as exc:  # the learner's code raised: never a traceback into the cell
                 return CheckResult(exercise, False, f"your function raised {type(exc).__name__}: {exc}",
-                                   _hint_for(exc))
+                                   hint_for(exc))
             return CheckResult(exercise, True, message or "")
 
         run_check.exercise = exercise  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..servers import DribbleServer, EchoServer
-from ._core import NotYet, _Timeout, call, checker, expect
+from ._core import NotYet, DidNotReturn, call, checker, expect
 
 __all__ = ["check_recv_exactly", "check_send_all", "socket_leaks"]
 
@@ -140,7 +140,7 @@ def check_recv_exactly(recv_exactly: Callable[..., Any]) -> str:
             got = call(recv_exactly, sock, 10, timeout=2, on_timeout=_kill(sock))
         except (EOFError, ConnectionError):
             pass
-        except _Timeout:
+        except DidNotReturn:
             raise NotYet("the stream ended after 3 of 10 bytes and your function never returned "
                          "(it kept calling recv, which kept returning b'')", EOF_HINT) from None
         else:

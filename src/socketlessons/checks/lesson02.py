@@ -30,7 +30,7 @@ from typing import Any
 
 from ..clients import BackgroundServer, ClientRecord, drive, serve_in_background, start_clients
 from ..lessons.server import address_in_use_errnos, time_wait_count, try_connect
-from ._core import NotYet, _hint_for, call, checker, expect
+from ._core import NotYet, hint_for, call, checker, expect
 from .lesson01 import socket_leaks
 
 __all__ = ["check_echo_server", "check_open_server"]
@@ -91,7 +91,7 @@ def _learner_error(server: BackgroundServer) -> None:
     if isinstance(err, TimeoutError):
         raise NotYet("your function raised TimeoutError: the silent client's timeout ended the whole server",
                      CATCH_HINT)
-    raise NotYet(f"your function raised {type(err).__name__}: {err}", _hint_for(err))
+    raise NotYet(f"your function raised {type(err).__name__}: {err}", hint_for(err))
 
 
 def _one(server: BackgroundServer, number: int, payload: bytes, **kwargs: Any) -> ClientRecord:
@@ -225,7 +225,7 @@ def check_open_server(open_server: Callable[..., Any]) -> str:
         except NotYet as exc:
             failure = (exc.message, exc.hint)
         except Exception as exc:
-            failure = (f"your function raised {type(exc).__name__}: {exc}", _hint_for(exc))
+            failure = (f"your function raised {type(exc).__name__}: {exc}", hint_for(exc))
     raise NotYet(*failure)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..lessons.practices import HangingServer, SlowEchoServer, recording_resource_warnings
 from ..servers import DribbleServer
-from ._core import NotYet, _Timeout, call, checker, expect
+from ._core import NotYet, DidNotReturn, call, checker, expect
 
 __all__ = ["check_fetch", "check_fetch_all"]
 
@@ -52,7 +52,7 @@ def check_fetch(fetch: Callable[..., Any]) -> str:
         with DribbleServer(piece=4, pause=0.002) as server:
             try:
                 got = call(fetch, server.address, request, 1.0, timeout=4, on_timeout=server.stop)
-            except _Timeout:
+            except DidNotReturn:
                 raise NotYet("against a server that replies in pieces, your function did not return within 4 s",
                              SHUT_HINT) from None
             except TimeoutError:
@@ -69,7 +69,7 @@ def check_fetch(fetch: Callable[..., Any]) -> str:
             try:
                 got = call(fetch, silent.address, b"anyone there?", SILENT_TIMEOUT_S,
                            timeout=SILENT_TIMEOUT_S + SLACK_S, on_timeout=silent.stop)
-            except _Timeout:
+            except DidNotReturn:
                 outcome = "hung"
             except TimeoutError:
                 outcome = "timed out"
@@ -106,7 +106,7 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
         with SlowEchoServer(delay=SLOW_DELAY_S) as server:
             try:
                 got = call(_run_async, fetch_all, server.address, requests, 5.0, timeout=6, on_timeout=server.stop)
-            except _Timeout:
+            except DidNotReturn:
                 raise NotYet("fetch_all did not return within 6 s", GATHER_HINT) from None
             at_once = server.max_concurrent
     expect(isinstance(got, (list, tuple)) and len(got) == len(requests),
@@ -127,7 +127,7 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
             try:
                 call(_run_async, fetch_all, silent.address, requests[:3], SILENT_TIMEOUT_S,
                      timeout=SILENT_TIMEOUT_S + SLACK_S, on_timeout=silent.stop)
-            except _Timeout:
+            except DidNotReturn:
                 outcome = "hung"
             except (TimeoutError, asyncio.TimeoutError):
                 outcome = "timed out"
