@@ -22,7 +22,7 @@ from typing import Any
 
 from ..lessons.practices import HangingServer, SlowEchoServer, recording_resource_warnings
 from ..servers import DribbleServer
-from ._core import NotYet, DidNotReturn, call, checker, expect
+from ._core import DidNotReturn, NotYet, call, checker, expect
 
 __all__ = ["check_fetch", "check_fetch_all"]
 

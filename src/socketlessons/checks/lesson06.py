@@ -22,7 +22,7 @@ from typing import Any
 
 from ..framing import encode_frame
 from ..lessons.framing import ScriptedServer
-from ._core import NotYet, _Timeout, call, checker, expect
+from ._core import DidNotReturn, NotYet, call, checker, expect
 
 __all__ = ["check_read_lines", "check_read_message"]
 
@@ -62,7 +62,7 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
          calls: Sequence[tuple[Any, ...]]) -> tuple[list[Any], BaseException | None]:
     """Serve ``payload`` cut into ``chunks``; call ``fn(sock, *args)`` for each args in ``calls``.
 
-    Returns the results so far and the exception that stopped the calls (``_Timeout`` if one
+    Returns the results so far and the exception that stopped the calls (``DidNotReturn`` if one
     did not return), never raising it: the checker decides what it means.
     """
     results: list[Any] = []
@@ -71,13 +71,13 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
         for args in calls:
             try:
                 results.append(call(fn, sock, *args, timeout=DEADLINE_S, on_timeout=_kill(sock, server)))
-            except (_Timeout, Exception) as exc:  # noqa: PERF203 - one call per case
+            except (DidNotReturn, Exception) as exc:  # noqa: PERF203 - one call per case
                 return results, exc
     return results, None
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Timeout):
+    if isinstance(exc, DidNotReturn):
         return f"did not return within {DEADLINE_S:g} s"
     return f"raised {type(exc).__name__}: {exc}"
 
@@ -87,7 +87,7 @@ def check_read_lines(read_lines: Callable[..., Any]) -> str:
     glued = [b"GET /hello", b"", b"PING", b"y" * 3000]
     got, error = _run(read_lines, b"".join(m + b"\n" for m in glued), "whole", [()])
     if error is not None:
-        hint = LINES_EOF_HINT if isinstance(error, _Timeout) else GLUED_LINES_HINT
+        hint = LINES_EOF_HINT if isinstance(error, DidNotReturn) else GLUED_LINES_HINT
         raise NotYet(f"on {len(glued)} lines sent in one piece, your function {_describe(error)}", hint)
     expect(isinstance(got[0], list), f"expected a list of messages, got {type(got[0]).__name__}",
            "return a list of bytes, one item per line, without the b'\\n'")
