@@ -42,6 +42,10 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 RUN_ALL_TIMEOUT_S = 240
 #: One panel run after a slider change (a sweep is bounded by its per-point budgets).
 PANEL_RUN_TIMEOUT_S = 120
+#: From the click on Run to the button being disabled (the kernel got the click).
+RUN_START_TIMEOUT_S = 20
+#: From the end of a run to its last plot update in the page.
+SETTLE_TIMEOUT_S = 5
 HOW_TO_ENABLE = (
     "headless Chromium is needed for the browser tests: install it with `apt-get install chromium` "
     "(Debian/Ubuntu), or set SOCKETLESSONS_CHROMIUM=/path/to/chrome; set "
@@ -189,6 +193,11 @@ def _plot_sources(panel: Any) -> list[str]:
     return panel.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
 
 
+def _status_lines(panel: Any) -> str:
+    """What the panel says in its text widgets (status line, verdict), for failure messages."""
+    return " | ".join(t.strip() for t in panel.locator(".widget-html").all_inner_texts() if t.strip())
+
+
 def panels_of(page: Any) -> Any:
     """Control panels: widget outputs holding both a slider and a button (``SweepPanel``)."""
     return page.locator(".jp-OutputArea-output").filter(has=page.locator(".widget-slider")).filter(
@@ -197,11 +206,10 @@ def panels_of(page: Any) -> Any:
 
 
 def move_slider_and_run(page: Any, panel: Any, what: str) -> None:
-    """Move the panel's first slider one step, press Run, and wait until the plot's image has
-    been replaced and the run is over (the Run button is enabled again)."""
+    """Move the panel's first slider one step, press Run, and wait until the run is over (the Run
+    button is enabled again) and the plot's image has been replaced. A panel that shows no image
+    (a table or text) must change what it shows instead."""
     panel.scroll_into_view_if_needed()
-    before = _plot_sources(panel)
-    assert before, f"{what}: the panel shows no plot image before Run"
     slider = panel.locator(".widget-slider").first
     readout = slider.locator(".widget-readout")
     old = readout.inner_text()
@@ -211,21 +219,46 @@ def move_slider_and_run(page: Any, panel: Any, what: str) -> None:
         page.wait_for_timeout(200)
         if readout.inner_text() != old:
             break
-    assert readout.inner_text() != old, f"{what}: the slider did not move (still {old!r})"
+    moved = readout.inner_text()
+    assert moved != old, f"{what}: the slider did not move (still {old!r})"
+    page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
+    images = _plot_sources(panel)
+    shown = images or panel.inner_text()
     buttons = panel.locator(".widget-button")
     run = buttons.filter(has_text="Run")
     (run.first if run.count() else buttons.first).click()
-    deadline = time.monotonic() + PANEL_RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        after = _plot_sources(panel)
-        running = panel.locator(".widget-button:disabled").count() > 0
-        if after and after != before and not running:
-            page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
-            page.wait_for_timeout(300)  # let the last image update land
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError(f"{what}: the plot did not change within {PANEL_RUN_TIMEOUT_S} s of moving the slider to "
-                         f"{readout.inner_text()!r} and pressing Run")
+
+    def changed() -> bool:
+        now = _plot_sources(panel) if images else panel.inner_text()
+        return bool(now) and now != shown
+
+    def busy() -> bool:
+        return panel.locator(".widget-button:disabled").count() > 0
+
+    # The run starts (the button is disabled while it runs) or is over already (the plot changed)...
+    _wait_until(page, lambda: busy() or changed(), RUN_START_TIMEOUT_S)
+    # ...ends (the button is enabled again)...
+    ended = _wait_until(page, lambda: not busy(), PANEL_RUN_TIMEOUT_S)
+    # ...and its last image lands soon after.
+    if ended and _wait_until(page, changed, SETTLE_TIMEOUT_S):
+        page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(300)
+        return
+    raise AssertionError(
+        f"{what}: the {'plot' if images else 'panel'} did not change after moving the slider from {old!r} to "
+        f"{moved!r} and pressing Run ({'the run ended' if ended else f'still running after {PANEL_RUN_TIMEOUT_S} s'}). "
+        f"The panel says: {_status_lines(panel)!r}"
+    )
+
+
+def _wait_until(page: Any, condition: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        page.wait_for_timeout(200)
 
 
 def _save_failure(page: Any, lab: JupyterLabServer, lesson: str) -> None:
@@ -253,7 +286,8 @@ def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, brows
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     try:
-        page.goto(lab.url(f"lab/tree/{lesson.name}"))
+        # A workspace of its own, reset: JupyterLab would otherwise reopen the earlier lessons' tabs.
+        page.goto(lab.url(f"lab/workspaces/{lesson.stem}/tree/{lesson.name}?reset"))
         state = run_all_and_wait(page, lesson.stem)
         record_property("widget_cells", check_widgets_rendered(state, lesson.stem))
         panels = panels_of(page)
