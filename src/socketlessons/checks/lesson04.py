@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..servers import UDPEchoServer
-from ._core import NotYet, call, checker, expect
+from ._core import DidNotReturn, NotYet, call, checker, expect
 
 __all__ = ["check_ping"]
 
@@ -64,11 +64,9 @@ def _run(ping: Callable[..., Any], server: UDPEchoServer, count: int, retries: i
         try:
             rtts = call(ping, sock, server.address, count, TIMEOUT_S, retries, timeout=count * (retries + 1) * TIMEOUT_S + 2,
                         on_timeout=_waker(sock, server))
-        except Exception as exc:
-            if type(exc).__name__ == "_Timeout":
-                raise NotYet(f"{label}: your pinger did not return; it waited forever for a lost reply",
-                             TIMEOUT_HINT) from None
-            raise
+        except DidNotReturn:
+            raise NotYet(f"{label}: your pinger did not return; it waited forever for a lost reply",
+                         TIMEOUT_HINT) from None
         elapsed = time.perf_counter() - t0
     expect(isinstance(rtts, (list, tuple)) and len(rtts) == count,
            f"{label}: expected a list of {count} round trips, got {rtts!r:.80}", SHAPE_HINT)
