@@ -86,6 +86,17 @@ def test_connect_with_open_holds_the_connections():
 
 
 @pytest.mark.usefixtures("no_leaks")
+def test_socket_with_open_holds_the_connections():
+    from socketlessons import EchoServer
+
+    with EchoServer() as echo:
+        with lc.socket_with_open(echo.address)(5) as op:
+            assert _eventually(lambda: echo.connections >= 5)
+            op()
+        assert _eventually(lambda: echo.connections == 0)
+
+
+@pytest.mark.usefixtures("no_leaks")
 @pytest.mark.parametrize("full", [False, True])
 def test_one_recv_timer_runs_on_a_pair_in_this_thread(full):
     points = sweep(lc.one_recv_timer(full=full), [16, 4096], repeats=3, budget_s=0.1)
@@ -119,6 +130,14 @@ def test_connect_verdict_flat_is_confirmed_and_growing_is_not():
     assert v.status == "confirmed" and "O(n)" in v.text and "15 µs" in v.text
     growing = _points([1, 8, 64, 256], [20_000, 160_000, 1_280_000, 5_120_000])
     assert lc.connect_verdict(5_000, 20_000, 12_000, growing).status != "confirmed"
+
+
+def test_socket_verdict_is_computed_from_the_points():
+    flat = _points([1, 8, 64, 256], [1_300, 1_310, 1_290, 1_305])
+    v = lc.socket_verdict(flat)
+    assert v.status == "confirmed" and "256 connections open" in v.text
+    growing = _points([1, 8, 64, 256], [1_300, 10_400, 83_200, 332_800])
+    assert lc.socket_verdict(growing).status == "contradicted"
 
 
 def test_send_verdict_separates_fixed_cost_and_slope():

@@ -120,6 +120,17 @@ def connect_with_open(address: Address) -> Callable[[int], Any]:
     return make
 
 
+def socket_with_open(address: Address) -> Callable[[int], Any]:
+    """For ``measure.sweep`` over n: hold n connections to ``address`` open, time ``socket().close()``."""
+
+    @contextlib.contextmanager
+    def make(n: int) -> Iterator[Callable[[], None]]:
+        with held_connections(address, int(n)):
+            yield lambda: socket.socket().close()
+
+    return make
+
+
 @contextlib.contextmanager
 def held_connections(address: Address, n: int, *, timeout: float = 5.0) -> Iterator[list[socket.socket]]:
     """Open ``n`` connections to ``address`` and hold them open (idle) inside the block."""
@@ -255,6 +266,14 @@ def _fmt_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.0f} B"
+
+
+def socket_verdict(points: Sequence[Point]) -> Verdict:
+    """Verdict on "socket() is O(1)" from ``socket()+close()`` timed against the number of
+    connections already open (what could make it grow: a fuller descriptor table)."""
+    growth = fit_growth([max(p.x, 1) for p in points], [p.median_ns for p in points])
+    most = max(p.x for p in points)
+    return compare(f"socket() is O(1) (with 1 to {most:,.0f} connections open)", "constant", growth)
 
 
 def connect_verdict(socket_ns: float, connect_ns: float, rtt_ns: float, by_open: Sequence[Point]) -> Verdict:
