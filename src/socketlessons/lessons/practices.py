@@ -63,7 +63,8 @@ class SlowEchoServer(TCPServer):
         serial: serve one connection at a time (the others wait, connected but unserved),
             like the reference's ``while True: accept(); handle()`` loop.
 
-    ``max_concurrent`` reports the most connections served at the same moment.
+    ``max_concurrent`` reports the most requests in progress at the same moment (received,
+    echo not yet due).
     """
 
     kind = "slow-echo"
@@ -88,16 +89,22 @@ class SlowEchoServer(TCPServer):
                 if self._stopping.is_set():
                     return
         try:
-            with self._count_lock:
-                self._serving += 1
-                self.max_concurrent = max(self.max_concurrent, self._serving)
             while data := self._recv(conn, stats):
-                if self._stopping.wait(self.delay):  # stop() cuts the delay short
+                # counted from receiving a piece until its echo is due, and uncounted BEFORE
+                # the echo leaves: a client that got its reply can never still be counted
+                # when the next one-after-another client arrives
+                with self._count_lock:
+                    self._serving += 1
+                    self.max_concurrent = max(self.max_concurrent, self._serving)
+                try:
+                    stopping = self._stopping.wait(self.delay)  # stop() cuts the delay short
+                finally:
+                    with self._count_lock:
+                        self._serving -= 1
+                if stopping:
                     return
                 self._send(conn, stats, data)
         finally:
-            with self._count_lock:
-                self._serving -= 1
             if self.serial:
                 self._turn.release()
 
@@ -417,7 +424,8 @@ def concurrency_verdict(label: str, sequential_s: float, concurrent_s: float, n:
     head = (f"{label}: {n} requests one after another took {sequential_s:.3f} s "
             f"(≈ {n} × {delay_s:g} s = {n * delay_s:.3f} s); all at once took {concurrent_s:.3f} s")
     if ratio >= max(2.0, n / 4):
-        return f"{head}\n→ {ratio:.1f}x faster at once: waiting overlaps, so the total is about one delay"
+        return (f"{head}\n→ {ratio:.1f}x faster at once: the waits overlap, so the total was "
+                f"{concurrent_s / max(delay_s, 1e-9):.1f} delays instead of {sequential_s / max(delay_s, 1e-9):.1f}")
     if ratio >= 1.5:
         return f"{head}\n→ only {ratio:.1f}x faster: something still serves them partly one at a time"
     return f"{head}\n→ no faster ({ratio:.1f}x): the requests were still served one at a time"
