@@ -17,12 +17,14 @@ from socketlessons.lessons.internals import (
     RequestServer,
     buffer_verdict,
     busy_thread,
+    gil_figure,
     gil_verdict,
     nagle_verdict,
     parse_linux_tcp_info,
     parse_macos_tcp_connection_info,
     send_throughput,
     switch_interval,
+    switch_verdict,
     tcp_info,
     time_requests,
 )
@@ -185,6 +187,24 @@ def test_gil_verdict_both_ways():
     quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
     assert "×200" in gil_verdict(quiet, GilResult("busy", 5e6, 5e6, 10e6, 15e6, 50))
     assert "no GIL wait" in gil_verdict(quiet, GilResult("busy", 20e3, 26e3, 50e3, 1e6, 9_000))
+
+
+@pytest.mark.parametrize(("short_mean_ns", "phrase"), [(80e3, "cut the waits ×2.5"), (400e3, "×2.0 slower"),
+                                                       (190e3, "within ×1.5")])
+def test_switch_verdict_follows_the_means(short_mean_ns, phrase):
+    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005)
+    short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005)
+    text = switch_verdict(default, short)
+    assert phrase in text and "0.5 ms vs 5 ms" in text, text
+
+
+def test_gil_figure_labels_every_trial():
+    quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
+    busy = GilResult("busy", 20e3, 250e3, 5e6, 40e6, 1_000)
+    fig = gil_figure([quiet, busy])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["quiet", "busy"]
+    assert ax.get_xscale() == "log" and fig.legends  # the legend sits below the axes, not over a bar
 
 
 def test_gil_result_needs_samples():
