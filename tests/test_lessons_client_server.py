@@ -15,7 +15,7 @@ import pytest
 from socketlessons.checks import solution
 from socketlessons.lessons import client as lc
 from socketlessons.lessons import server as ls
-from socketlessons.measure import Point, Timing, sweep
+from socketlessons.measure import Point, Timing, fit_growth, sweep
 from socketlessons.widgets import RunSettings
 
 from .jupyter_harness import NOTEBOOK_DIR, LessonKernel, copy_notebooks
@@ -336,3 +336,34 @@ def test_reference_solutions_pass_in_the_notebook(name, tmp_path):
     for i in checker_cells:
         text = _cell_text(nb.cells[i])
         assert "passed" in text, f"{name}: cell {i} with the reference solution printed {text!r}"
+
+
+def test_listen_with_open_holds_listeners_and_times_a_whole_listen(no_leaks):
+    from socketlessons.lessons import server as ls
+
+    with ls.listen_with_open()(3) as op:
+        op()
+    with pytest.raises(ValueError, match="2000"):
+        with ls.listen_with_open()(5000):
+            pass
+    with pytest.raises(ValueError):
+        ls.listen_with_open("192.0.2.1")
+
+
+def test_listen_verdict_flat_is_confirmed_and_growing_is_not():
+    from socketlessons.lessons import server as ls
+
+    v = ls.listen_verdict(_points([1, 8, 64, 256], [8_000, 8_100, 7_900, 8_050]))
+    assert v.status == "confirmed" and "256 listeners" in v.text and "7.9 to 8.1 µs" in v.text
+    assert ls.listen_verdict(_points([1, 8, 64, 256], [8_000, 64_000, 512_000, 2_048_000])).status == "contradicted"
+
+
+def test_from_zero_starts_the_time_axis_at_zero():
+    from socketlessons.lessons._figures import from_zero
+
+    shown = from_zero(_points([1, 8, 64], [8_000, 8_100, 7_900], series="s"), title="t", xlabel="n",
+                      ylabel="µs", fits={"s": fit_growth([1, 8, 64], [8_000, 8_100, 7_900])})
+    assert shown.figure.axes[0].get_ylim()[0] == 0
+    assert shown._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="run the sweep"):
+        from_zero([], title="t", xlabel="n", ylabel="µs")

@@ -4,6 +4,8 @@
   refused) instead of raised: how the backlog is shown.
 * ``accept_cost``: what ``accept()`` itself costs when a client is already waiting in the
   backlog (the reference calls accept "O(n)"; its waiting is not work).
+* ``listen_with_open`` / ``listen_verdict``: ``socket()+bind()+listen()+close()`` timed with
+  more and more listeners already open, and the reference's "bind / listen are O(1)" judged.
 * ``ephemeral_port_range``: where the ports of ``bind(port 0)`` come from, per platform.
 * ``port_in_time_wait``: a port on 127.0.0.1 whose last connection is in TIME_WAIT because the
   server closed first, its listener gone: binding it again without ``SO_REUSEADDR`` fails with
@@ -17,18 +19,19 @@ Used in 02_server and by the lesson 02 checkers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import html
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import os
 import socket
 import sys
 import time
 
 from ..addresses import Address, check_loopback_host, check_port, family_of
-from ..measure import Point, Timing, Verdict, summarize
+from ..measure import Point, Timing, Verdict, compare, fit_growth, summarize
 
 __all__ = [
     "ConnectAttempt",
@@ -40,6 +43,8 @@ __all__ = [
     "restart_outcomes",
     "address_in_use_errnos",
     "ephemeral_port_range",
+    "listen_verdict",
+    "listen_with_open",
     "port_in_time_wait",
     "time_wait_count",
     "try_connect",
@@ -107,6 +112,42 @@ def accept_cost(n: int = 41, host: str = "127.0.0.1") -> Timing:
                 samples.append(time.perf_counter_ns() - t0)
                 conn.close()
     return summarize(samples)
+
+
+def listen_with_open(host: str = "127.0.0.1") -> Callable[[int], contextlib.AbstractContextManager[Callable[[], None]]]:
+    """For ``measure.sweep`` over n: hold n listening sockets open on ``host`` (port 0 each), and
+    time a whole ``socket()+bind((host, 0))+listen()+close()``: the reference's O(1) steps."""
+    check_loopback_host(host)
+    family = family_of(host)
+
+    def one() -> None:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            sock.listen(1)
+
+    @contextlib.contextmanager
+    def make(n: int) -> Iterator[Callable[[], None]]:
+        n = int(n)
+        if not 0 <= n <= 2000:
+            raise ValueError(f"n must be from 0 to 2000 listeners to hold open, got {n!r}")
+        with contextlib.ExitStack() as stack:
+            for _ in range(n):
+                held = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+                held.bind((host, 0))
+                held.listen(1)
+            yield one
+
+    return make
+
+
+def listen_verdict(points: Sequence[Point]) -> Verdict:
+    """Verdict on "bind() and listen() are O(1)" from a ``listen_with_open`` sweep."""
+    growth = fit_growth([max(p.x, 1) for p in points], [p.median_ns for p in points])
+    most = max(p.x for p in points)
+    low, high = min(p.median_ns for p in points), max(p.median_ns for p in points)
+    core = compare(f"bind() + listen() are O(1) (with 1 to {most:,.0f} listeners open)", "constant", growth)
+    return Verdict(core.status, f"{core.text} socket()+bind()+listen()+close() took {low / 1000:.1f} "
+                                f"to {high / 1000:.1f} µs.")
 
 
 def ephemeral_port_range() -> tuple[int, int, str]:

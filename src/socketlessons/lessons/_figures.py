@@ -1,0 +1,40 @@
+"""A static figure of sweep points with the time axis starting at zero (lessons 01, 02, 04).
+
+When a claim says "O(1)" and the measurement agrees, the points sit in a narrow band: a linear
+axis that autoscales to that band (7.9 to 8.2 µs) makes noise look like growth, and a log axis
+over less than a decade shows one tick label or none. Starting the axis at zero shows a flat
+line as flat, and a growing one as growing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..measure import Affine, Growth, Point
+from ..plots import plot_points, to_png
+
+__all__ = ["Shown", "from_zero"]
+
+
+class Shown:
+    """A figure that displays itself as a PNG in a notebook (no pyplot needed); ``.figure`` is it."""
+
+    def __init__(self, figure: Any) -> None:
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        return to_png(self.figure)
+
+
+def from_zero(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str,
+              fits: dict[str, Growth | Affine] | None = None, logx: bool = True, scale: float = 1e-3) -> Shown:
+    """Plot ``points`` (median, IQR bars, one style per series, ``fits`` drawn over their series)
+    on a linear time axis from 0 (``scale`` converts ns to its unit, default µs)."""
+    if not points:
+        raise ValueError("no points to plot: run the sweep first")
+    figure = plot_points(points, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=False,
+                         fits=fits, scale=scale)
+    top = max(p.q3_ns for p in points) * scale
+    figure.axes[0].set_ylim(0, top * 1.15)
+    return Shown(figure)
