@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import statistics
 import threading
 
 import pytest
@@ -122,7 +123,8 @@ def test_nodelay_changes_the_printed_conclusion(no_leaks):
         nagle = time_requests(server.address, nodelay=False, n=4)
         nodelay = time_requests(server.address, nodelay=True, n=4)
     assert nagle_verdict(nagle, nodelay).stalled
-    assert not nagle_verdict(nodelay, nodelay).stalled
+    # TCP_NODELAY removes the stall: its requests come back far faster than the Nagle ones.
+    assert statistics.median(nodelay) * 5 < statistics.median(nagle)
 
 
 # ---- buffers ---------------------------------------------------------------------------------
