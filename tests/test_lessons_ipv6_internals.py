@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import socket
+import statistics
 import struct
 import sys
-import statistics
 import threading
 
 import pytest
