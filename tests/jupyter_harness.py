@@ -47,6 +47,8 @@ LESSON_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 CELL_TIMEOUT_S = 120
 #: How long a kernel or a JupyterLab server may take to start on a busy 2-core machine.
 STARTUP_TIMEOUT_S = 60
+#: Kernel starts tried when a kernel dies binding its ports (a race, see ``LessonKernel.start``).
+KERNEL_START_ATTEMPTS = 3
 #: How long a process gets to exit after SIGTERM before it is killed.
 TERMINATE_GRACE_S = 10
 
@@ -285,7 +287,6 @@ class LessonKernel:
 
     def __init__(self, base: pathlib.Path, cwd: pathlib.Path, *, cell_timeout: int = CELL_TIMEOUT_S) -> None:
         from jupyter_client.kernelspec import KernelSpecManager
-        from jupyter_client.manager import AsyncKernelManager
 
         base.mkdir(parents=True, exist_ok=True)
         self.base = base
@@ -293,14 +294,21 @@ class LessonKernel:
         self.cell_timeout = cell_timeout
         self.env = isolated_env(base)
         self.log_path = base / "kernel.log"
-        ksm = KernelSpecManager(kernel_dirs=[str(_kernelspec(base))])
-        self.km = AsyncKernelManager(
-            kernel_name="socketlessons-test",
-            kernel_spec_manager=ksm,
-            connection_file=str(base / "kernel-connection.json"),
-        )
+        self._ksm = KernelSpecManager(kernel_dirs=[str(_kernelspec(base))])
+        self.km = self._new_manager(0)
         self.kc: Any = None
         self._log: Any = None
+        #: Starts retried because the kernel died binding its ports (see ``start``).
+        self.port_races = 0
+
+    def _new_manager(self, attempt: int) -> Any:
+        from jupyter_client.manager import AsyncKernelManager
+
+        return AsyncKernelManager(
+            kernel_name="socketlessons-test",
+            kernel_spec_manager=self._ksm,
+            connection_file=str(self.base / f"kernel-connection-{attempt}.json"),
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -318,11 +326,33 @@ class LessonKernel:
         return getattr(proc, "pid", None)
 
     async def start(self) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in shutdown()
-        await self.km.start_kernel(cwd=str(self.cwd), env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        await self.kc.wait_for_ready(timeout=STARTUP_TIMEOUT_S)
+        """Start the kernel and wait until it answers.
+
+        jupyter_client picks the kernel's five TCP ports by binding port 0 and closing it; the
+        kernel binds them a moment later. On a busy host another process can take one in
+        between (helper servers and client sockets use the same ephemeral range) and the kernel
+        dies with "Address already in use". JupyterLab's restarter then retries on new ports;
+        so do we, and count it in ``port_races``.
+        """
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in shutdown()
+        for attempt in range(KERNEL_START_ATTEMPTS):
+            if attempt:
+                self.km = self._new_manager(attempt)
+            await self.km.start_kernel(cwd=str(self.cwd), env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            try:
+                await self.kc.wait_for_ready(timeout=STARTUP_TIMEOUT_S)
+                return
+            except RuntimeError:
+                if attempt + 1 == KERNEL_START_ATTEMPTS or "Address already in use" not in _tail(self.log_path, 5):
+                    raise RuntimeError(f"the kernel died while starting:\n{_tail(self.log_path)}") from None
+                self.port_races += 1
+                self.kc.stop_channels()
+                self.kc = None
+                with contextlib.suppress(Exception):  # it is dead already; reap what is left
+                    await self.km.shutdown_kernel(now=True)
+                await self.km.cleanup_resources()
 
     async def shutdown(self) -> None:
         """Ask the kernel to exit (its atexit hooks stop helper servers); kill it if it will not."""
