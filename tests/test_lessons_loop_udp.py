@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 
 import pytest
 
@@ -21,6 +22,19 @@ def _panel_worker_warm():
     font files it rendered with open per thread: start and use it before the leak checks."""
     udp.PingPanel(loss=0.0, count=1).run()
     loop.LoopPanel(clients=4, cost_ms=0).run()  # log axes and fits: the fonts of mathtext too
+
+
+@pytest.fixture(autouse=True)
+def _panel_worker_alive():
+    """The shared panel worker retires after a few idle seconds and starts again on the next run:
+    wake it before each test's leak check looks at the threads, so a restart during a slow run
+    is not counted as a thread left behind (autouse: it runs before ``no_leaks``)."""
+    from socketlessons.widgets import submit_to_panel_worker
+
+    ran = threading.Event()
+    submit_to_panel_worker(ran.set)
+    assert ran.wait(30), "the panel worker did not run a no-op within 30 s"
+    yield
 
 
 # ---- 03: pure helpers ------------------------------------------------------------------------
@@ -54,7 +68,7 @@ def test_fd_limit_is_read_and_never_lowered():
         assert before.soft is None and "512" in str(before)
         return
     after = loop.raise_fd_limit(10)  # below the current limit: nothing to do
-    assert after.soft == before.soft
+    assert after.soft == before.soft and "nothing to raise" in str(after)
     assert before.max_connections == (before.soft - 100) // 2
 
 
@@ -64,7 +78,7 @@ def test_sequential_waiting_grows_with_n_and_others_do_not():
     seq = loop.latency_vs_clients(["sequential", "asyncio"], [1, 8], cost=0.01, repeats=1)
     by = {(p.series, p.x): p.median_ns for p in seq}
     # the last of 8 waits for the 7 others on the sequential loop: several times N = 1's wait
-    assert by[("sequential (seed)", 8)] > 4 * by[("sequential (seed)", 1)]
+    assert by[("sequential (seed)", 8)] > 3 * by[("sequential (seed)", 1)]  # 8x on a quiet machine
     # ...and several times the asyncio server's last client at N = 8
     assert by[("sequential (seed)", 8)] > 3 * by[("asyncio", 8)]
 
@@ -85,6 +99,7 @@ def test_panel_runs_headless_and_a_slider_changes_the_run():
     first = {p.x for p in panel.points}
     assert first == {1, 2, 4} and len(panel.points) == 12
     assert set(panel.verdicts) == {"sequential (seed)", "thread per client", "selectors loop", "asyncio"}
+    assert "At N = 4, the last client waited: sequential (seed)" in panel.summary()
     panel.clients.value = 2
     assert panel.run()
     assert {p.x for p in panel.points} == {1, 2}
@@ -172,3 +187,27 @@ def test_ping_panel_measures_the_loss_it_was_given():
     assert panel.run()
     assert panel.rtts.count(None) > 5  # 90 % loss, no retries: most pings lost
     assert "you measured" in panel.summary
+    assert panel.snapshot().data.startswith(b"\x89PNG")
+
+
+def test_datagram_timer_sends_and_receives_k_bytes():
+    with udp.datagram_timer()(4096) as op:
+        op()  # a datagram that did not come back would raise TimeoutError here
+    with pytest.raises(ValueError, match="65,507"):
+        with udp.datagram_timer()(70_000):
+            pass
+
+
+def _line(xs, fixed, per_byte, series="udp"):
+    return [Point(x, fixed + per_byte * x, fixed + per_byte * x, fixed + per_byte * x, 5, series, {}) for x in xs]
+
+
+def test_datagram_verdict_names_the_fixed_and_per_byte_costs():
+    xs = [16, 128, 1024, 8192, 65507]
+    v = udp.datagram_verdict(_line(xs, 5_000, 0.03))
+    assert v.status == "refined" and "5.00 µs" in v.text and "0.030 ns per byte" in v.text
+    assert udp.datagram_verdict(_line(xs, 5_000, 0.0)).status == "contradicted"
+    noisy = [Point(x, y, y, y, 5, "udp", {}) for x, y in zip(xs, [9_000, 2_000, 8_000, 1_000, 9_500])]
+    assert udp.datagram_verdict(noisy).status == "inconclusive"
+    with pytest.raises(ValueError):
+        udp.datagram_verdict(_line(xs[:2], 5_000, 0.03))

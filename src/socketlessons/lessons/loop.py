@@ -197,8 +197,10 @@ def raise_fd_limit(wanted: int) -> FdLimit:
     ``kern.maxfilesperproc`` (about 10,240 by default), so an error there leaves it as it was.
     """
     limit = fd_limit()
-    if limit.soft is None or limit.soft >= wanted:
+    if limit.soft is None:
         return limit
+    if limit.soft >= wanted:
+        return dataclasses.replace(limit, note=f"Already at least {wanted:,}: nothing to raise.")
     import resource
 
     target = wanted if limit.hard is None else min(wanted, limit.hard)
@@ -248,7 +250,10 @@ class IdleCost:
     def __str__(self) -> str:
         text = (f"{LOOP_SERVERS[self.kind].label}: held {self.held:,}/{self.wanted:,} idle connections "
                 f"(opened in {self.open_s:.2f} s), {self.rss_per_conn / 1024:.1f} KiB and "
-                f"{self.threads_added / max(self.held, 1):.2f} threads per connection")
+                f"{max(self.threads_added, 0) / max(self.held, 1):.2f} threads per connection")
+        if self.held < self.wanted - self.failed:
+            text += (f" (the server had not accepted the other {self.wanted - self.failed - self.held:,} yet when "
+                     "the wait ran out: a busy machine; the active clients queue behind them)")
         if self.active:
             text += (f"; {len(self.active.clients)} active clients meanwhile: median "
                      f"{self.active.latency_ms(50):.2f} ms, p99 {self.p99_ms:.2f} ms")
@@ -367,7 +372,28 @@ class LoopPanel:
         """The verdicts of the last run, one per line (plain text)."""
         if self.error:
             return f"The run failed: {self.error}"
-        return "\n".join(text for _, text in self.verdicts.values()) or "No fit yet: run with N up to at least 4."
+        lines = [text for _, text in self.verdicts.values()] or ["No fit yet: run with N up to at least 4."]
+        return "\n".join(lines + [self.head_to_head()]).strip()
+
+    def head_to_head(self) -> str:
+        """The last client's wait of every server at the largest N measured, side by side: the
+        plainest comparison, readable even when a busy machine makes the fits inconclusive."""
+        if not self.points:
+            return ""
+        top = max(p.x for p in self.points)
+        waits = {p.series: p.median_ns / 1e6 for p in self.points if p.x == top}
+        seq = waits.get(LOOP_SERVERS["sequential"].label)
+        text = f"At N = {top:.0f}, the last client waited: " + ", ".join(f"{k} {v:.1f} ms" for k, v in waits.items())
+        others = [v for k, v in waits.items() if k != LOOP_SERVERS["sequential"].label]
+        if seq is not None and others and max(others) > 0:
+            text += f"; the sequential loop {seq / max(others):.1f}× the slowest of the others"
+        return text + "."
+
+    def snapshot(self) -> Any:
+        """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
+        from IPython.display import Image
+
+        return Image(data=self.plot.png(), format="png")
 
     def _worker(self, ns: list[int]) -> None:
         import html
@@ -389,6 +415,7 @@ class LoopPanel:
             for series, (growth, _) in self.verdicts.items():
                 self.plot.add_fit(series, growth)
             lines = [text for _, text in self.verdicts.values()] or ["Pick N up to at least 4 for a fit."]
+            lines.append(self.head_to_head())
             self.status.value = "<br>".join(html.escape(line) for line in lines)
         except Exception as exc:  # a message in the panel, never a traceback in some cell
             self.error = f"{type(exc).__name__}: {exc}"
