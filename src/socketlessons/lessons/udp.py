@@ -6,6 +6,8 @@
   ``OSError`` (WSAEMSGSIZE) instead. ``recvmsg`` reports the cut with ``MSG_TRUNC`` in its
   flags where it exists (not on Windows); Linux also returns the real size when ``MSG_TRUNC``
   is passed as a flag to ``recv_into``.
+* ``datagram_timer`` / ``datagram_verdict``: the reference's "sendto / recvfrom are O(k)",
+  timed on a pair in this thread (no server thread, no GIL hand-over) and given a verdict.
 * ``largest_datagram()``: the biggest payload ``sendto`` accepts here (65,507 over IPv4 on
   Linux; macOS caps it lower by default, ``net.inet.udp.maxdgram``) and the error one byte more gives.
 * ``numbered_exchange``: send numbered datagrams through a misbehaving ``UDPEchoServer`` and
@@ -28,10 +30,11 @@ from typing import Any
 
 from ..load import percentile
 from ._panel import PanelRun
-from ..measure import Point
+from ..measure import Point, Verdict, fit_affine
 from ..servers import UDPEchoServer
 
-__all__ = ["Exchange", "PingPanel", "Truncation", "arrival_plot", "largest_datagram", "msg_trunc_probe",
+__all__ = ["Exchange", "PingPanel", "Truncation", "arrival_plot", "datagram_timer", "datagram_verdict",
+           "largest_datagram", "msg_trunc_probe",
            "numbered_exchange", "ping_series", "rtt_summary", "truncation_probe", "udp_pair"]
 
 #: How long a probe waits for a datagram on loopback before calling it lost.
@@ -48,6 +51,51 @@ def udp_pair(host: str = "127.0.0.1") -> Iterator[tuple[socket.socket, socket.so
         rx.bind((host, 0))
         rx.settimeout(PROBE_WAIT_S)
         yield tx, rx
+
+
+#: The largest UDP payload over IPv4 (65,535 - 8-byte UDP header - 20-byte IPv4 header).
+MAX_IPV4_PAYLOAD = 65_507
+
+
+def datagram_timer(host: str = "127.0.0.1") -> Callable[[int], Any]:
+    """For ``measure.sweep`` over k: one ``sendto`` of k bytes and the ``recvfrom(k)`` that takes
+    it, on a ``udp_pair`` in the calling thread (nothing else runs between the two calls)."""
+
+    @contextlib.contextmanager
+    def make(k: int) -> Iterator[Callable[[], None]]:
+        k = int(k)
+        if not 1 <= k <= MAX_IPV4_PAYLOAD:
+            raise ValueError(f"k must be from 1 to {MAX_IPV4_PAYLOAD:,} bytes (one datagram), got {k!r}")
+        with udp_pair(host) as (tx, rx):
+            payload, dest = b"x" * k, rx.getsockname()
+
+            def op() -> None:
+                tx.sendto(payload, dest)
+                rx.recvfrom(k)
+
+            yield op
+
+    return make
+
+
+def datagram_verdict(points: Sequence[Point]) -> Verdict:
+    """Verdict on "sendto / recvfrom are O(k)" from a sweep of ``datagram_timer``: a fixed cost
+    per datagram plus a cost per byte (an affine fit), computed from the points."""
+    if len(points) < 3:
+        raise ValueError("need at least 3 datagram sizes: sweep over more sizes")
+    xs, ys = [p.x for p in points], [p.median_ns for p in points]
+    fit = fit_affine(xs, ys)
+    top = max(xs)
+    share = fit.per_unit_ns * top / max(fit.predict(top), 1e-9)
+    what = (f"fixed {fit.fixed_ns / 1000:.2f} µs per datagram + {fit.per_unit_ns:.3f} ns per byte "
+            f"(R² {fit.r2:.2f}); at {top:,.0f} bytes the bytes are {share:.0%} of the time")
+    claim = "sendto + recvfrom of k bytes is O(k)"
+    if fit.r2 < 0.8:
+        return Verdict("inconclusive", f"{claim}: inconclusive, {what}: the points scatter too much. Run again.")
+    if fit.per_unit_ns <= 0:
+        return Verdict("contradicted", f"{claim}: contradicted, {what}: no cost per byte at all.")
+    return Verdict("refined", f"{claim}: refined, {what}. O(k) on top of a fixed cost per datagram: "
+                              "send fewer, larger datagrams (below the size limit).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +366,12 @@ class PingPanel:
         if not self.start_run():
             return False
         return self._run.wait(timeout)
+
+    def snapshot(self) -> Any:
+        """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
+        from IPython.display import Image
+
+        return Image(data=self.plot.png(), format="png")
 
     def _worker(self) -> None:
         import html
