@@ -212,14 +212,14 @@ def move_slider_and_run(page: Any, panel: Any, what: str) -> None:
     panel.scroll_into_view_if_needed()
     slider = panel.locator(".widget-slider").first
     readout = slider.locator(".widget-readout")
-    old = readout.inner_text()
+    old = readout.text_content()
     for key in ("ArrowLeft", "ArrowRight", "ArrowRight"):  # one step down, or up if at the bottom
         slider.locator(".noUi-handle").first.focus()
         page.keyboard.press(key)
         page.wait_for_timeout(200)
-        if readout.inner_text() != old:
+        if readout.text_content() != old:
             break
-    moved = readout.inner_text()
+    moved = readout.text_content()
     assert moved != old, f"{what}: the slider did not move (still {old!r})"
     page.locator("#jp-main-statusbar >> text=Idle").first.wait_for(timeout=30_000)
     images = _plot_sources(panel)
@@ -281,7 +281,7 @@ def _wants_screenshot(lesson: str) -> bool:
 
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("lesson", lessons(), ids=lesson_id)
-def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, browser: Any, record_property) -> None:
+def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, browser: Any, request: Any) -> None:
     global _screenshot_taken
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
@@ -289,9 +289,9 @@ def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, brows
         # A workspace of its own, reset: JupyterLab would otherwise reopen the earlier lessons' tabs.
         page.goto(lab.url(f"lab/workspaces/{lesson.stem}/tree/{lesson.name}?reset"))
         state = run_all_and_wait(page, lesson.stem)
-        record_property("widget_cells", check_widgets_rendered(state, lesson.stem))
+        widget_cells = check_widgets_rendered(state, lesson.stem)
         panels = panels_of(page)
-        record_property("panels", panels.count())
+        request.node.user_properties += [("widget_cells", widget_cells), ("panels", panels.count())]
         for n in range(panels.count()):
             move_slider_and_run(page, panels.nth(n), f"{lesson.stem}, panel {n + 1}")
         if panels.count() and _wants_screenshot(lesson.stem) and not _screenshot_taken:
