@@ -202,10 +202,22 @@ class JupyterLabServer:
         return _tail(self.log_path, lines)
 
     def stop(self) -> None:
-        """Terminate the server (its kernels are its children: it shuts them down on SIGTERM)."""
+        """Terminate the server; it shuts its kernels down on SIGTERM, and any kernel still
+        alive a few seconds later (the server was killed, or hung) is killed too."""
+        import psutil
+
         try:
             if self.proc is not None:
+                try:
+                    children = psutil.Process(self.proc.pid).children(recursive=True)
+                except psutil.Error:
+                    children = []
                 terminate(self.proc)
+                _, alive = psutil.wait_procs(children, timeout=TERMINATE_GRACE_S / 2)
+                for child in alive:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
+                psutil.wait_procs(alive, timeout=TERMINATE_GRACE_S / 2)
         finally:
             if self._log is not None:
                 self._log.close()
