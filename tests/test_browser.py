@@ -44,6 +44,8 @@ RUN_ALL_TIMEOUT_S = 240
 PANEL_RUN_TIMEOUT_S = 120
 #: From the click on Run to the button being disabled (the kernel got the click).
 RUN_START_TIMEOUT_S = 20
+#: From a key press on a slider to its readout showing the new value.
+SLIDER_TIMEOUT_S = 3
 #: From the end of a run to its last plot update in the page.
 SETTLE_TIMEOUT_S = 5
 HOW_TO_ENABLE = (
@@ -213,11 +215,10 @@ def move_slider_and_run(page: Any, panel: Any, what: str) -> None:
     slider = panel.locator(".widget-slider").first
     readout = slider.locator(".widget-readout")
     old = readout.text_content()
-    for key in ("ArrowLeft", "ArrowRight", "ArrowRight"):  # one step down, or up if at the bottom
+    for key in ("ArrowLeft", "ArrowRight"):  # one step down, or up if it is at the bottom
         slider.locator(".noUi-handle").first.focus()
         page.keyboard.press(key)
-        page.wait_for_timeout(200)
-        if readout.text_content() != old:
+        if _wait_until(page, lambda: readout.text_content() != old, SLIDER_TIMEOUT_S):
             break
     moved = readout.text_content()
     assert moved != old, f"{what}: the slider did not move (still {old!r})"
