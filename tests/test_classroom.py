@@ -244,7 +244,7 @@ def cross_talk(jobs: list[Job]) -> tuple[list[str], int, int]:
     return problems, connects, accepts
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(max(300, 40 * KERNELS))  # a rehearsal with 30 kernels needs longer
 @pytest.mark.parametrize("lesson", lessons(), ids=lesson_id)
 def test_a_class_runs_the_lesson_at_once(lesson, baseline, tmp_path, request):
     t0 = time.monotonic()
