@@ -75,6 +75,21 @@ def test_recv_timer_counts_calls_of_a_fixed_payload():
 
 
 @pytest.mark.usefixtures("no_leaks")
+def test_panel_measurements_outlive_stop_all():
+    """Run All ends with stop_all(); pressing Run on a panel afterwards must still measure."""
+    import socketlessons
+
+    with lc.SourceServer() as source, socketlessons.SinkServer() as sink:
+        socketlessons.stop_all()
+        recv_points = sweep(lambda b: lc.recv_timer(source)(RunSettings(b, 4096, b"", b, "x")), [4096],
+                            repeats=3, budget_s=0.2)
+        send_points = sweep(lambda k: lc.send_timer(sink)(RunSettings(k, 0, b"x" * k, k, "x")), [64],
+                            repeats=3, budget_s=0.2)
+        assert source.running and sink.running
+    assert recv_points[0].extra["calls"] >= 1 and send_points[0].median_ns > 0
+
+
+@pytest.mark.usefixtures("no_leaks")
 def test_connect_with_open_holds_the_connections():
     from socketlessons import EchoServer
 

@@ -114,12 +114,24 @@ def test_same_name_replaces_the_running_server():
     second.stop()
 
 
-def test_stop_is_idempotent_and_restart_is_refused():
-    server = EchoServer().start()
+def test_stop_is_idempotent_and_start_serves_again_on_a_new_port():
+    server = EchoServer(name="again").start()
+    first = server.address
     server.stop()
     server.stop()
-    with pytest.raises(RuntimeError, match="create a new server"):
-        server.start()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(first, timeout=2).close()
+    server.start()  # a panel that outlives stop_all() does this
+    assert server.running and socketlessons.running_servers() == [server]
+    assert echo_once(server, b"back") == b"back"
+    server.stop()
+
+
+def test_restart_in_process_mode():
+    server = EchoServer(mode="process").start()
+    server.stop()
+    with server:
+        assert echo_once(server, b"again") == b"again"
 
 
 def test_stop_all_stops_everything():

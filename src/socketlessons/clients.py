@@ -371,6 +371,7 @@ class BackgroundServer(LoopbackServer):
     """Runs ``fn(listener, *args)`` in a thread; see ``serve_in_background``."""
 
     kind = "background"
+    restartable = False  # it ran the learner's function once; run the cell again for a new run
 
     def __init__(self, fn: Callable[..., Any], args: Sequence[Any] = (), *, host: str = "127.0.0.1",
                  port: int = 0, name: str | None = None, deadline: float = DEFAULT_SERVER_DEADLINE_S,

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..addresses import Address, check_loopback_host, family_of
 from ..measure import Growth, Point, Verdict, compare, fit_affine, fit_growth
-from ..servers import ConnectionStats, TCPServer
+from ..servers import ConnectionStats, LoopbackServer, TCPServer
 
 __all__ = [
     "SourceServer",
@@ -146,15 +146,21 @@ def held_connections(address: Address, n: int, *, timeout: float = 5.0) -> Itera
             sock.close()
 
 
-def send_timer(address: Address) -> Callable[[Any], Any]:
-    """A ``SweepPanel`` measurement: ``sendall(payload)`` to a sink at ``address``, on one connection.
+def _address(target: LoopbackServer | Address) -> Address:
+    """A server's address, (re)starting it if the lesson's last cell stopped it; or an address."""
+    return target.start().address if isinstance(target, LoopbackServer) else target
 
-    Blocking socket, no timeout (a timeout adds a ``poll()`` per call, measured in 08).
+
+def send_timer(sink: LoopbackServer | Address) -> Callable[[Any], Any]:
+    """A ``SweepPanel`` measurement: ``sendall(payload)`` to ``sink``, on one connection.
+
+    Blocking socket, no timeout (a timeout adds a ``poll()`` per call, measured in 08). Given
+    a server rather than an address, the panel keeps working after ``stop_all()``.
     """
 
     @contextlib.contextmanager
     def measure(s: Any) -> Iterator[Callable[[], None]]:
-        with socket.create_connection(address) as sock:
+        with socket.create_connection(_address(sink)) as sock:
             sock.settimeout(None)
             payload = s.payload
             yield lambda: sock.sendall(payload)
@@ -162,7 +168,7 @@ def send_timer(address: Address) -> Callable[[Any], Any]:
     return measure
 
 
-def recv_timer(address: Address) -> Callable[[Any], Any]:
+def recv_timer(source: LoopbackServer | Address) -> Callable[[Any], Any]:
     """A ``SweepPanel`` measurement: ask a ``SourceServer`` for ``s.payload_size`` bytes and
     time reading them all with ``recv(s.x)``; each point's ``extra`` holds the recv calls."""
 
@@ -171,7 +177,7 @@ def recv_timer(address: Address) -> Callable[[Any], Any]:
         size, bufsize = s.payload_size, s.x
         request = SourceServer.COUNT.pack(size)
         calls: list[int] = []
-        with socket.create_connection(address) as sock:
+        with socket.create_connection(_address(source)) as sock:
             sock.settimeout(None)
 
             def op() -> None:

@@ -142,6 +142,8 @@ class LoopbackServer(abc.ABC):
     """
 
     kind: ClassVar[str] = "server"
+    #: ``start()`` after ``stop()`` serves again on a new port (False: it raises instead).
+    restartable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -186,11 +188,20 @@ class LoopbackServer(abc.ABC):
         return self._state == "running"
 
     def start(self) -> LoopbackServer:
-        """Bind, listen and serve in the background; return ``self`` once clients can connect."""
+        """Bind, listen and serve in the background; return ``self`` once clients can connect.
+
+        Idempotent while running. After ``stop()`` it serves again on a new port (read
+        ``address`` again): a widget panel calls ``server.start().address`` so that it still
+        works after the lesson's last cell stopped everything.
+        """
         if self._state == "running":
             return self
         if self._state == "stopped":
-            raise RuntimeError(f"{self._label} was stopped; create a new server instead of restarting it")
+            if not self.restartable:
+                raise RuntimeError(f"{self._label} was stopped; create a new server instead of restarting it")
+            # A panel that outlives the lesson's final stop_all() starts its server again: new
+            # sockets, a new port (read .address again), the same settings and name.
+            self._threads, self._address, self._process = [], None, None
         if self.name is not None:
             with _registry_lock:
                 previous = _by_name.get(self.name)
