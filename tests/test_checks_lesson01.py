@@ -3,7 +3,6 @@ each typical wrong answer (written out below as a learner would write them)."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 

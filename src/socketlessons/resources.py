@@ -6,11 +6,15 @@ on a platform it does not support we fall back to ``/proc/self/fd`` or report ``
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 import threading
+import warnings
+from collections.abc import Iterator
 
-__all__ = ["open_descriptors", "thread_count"]
+__all__ = ["open_descriptors", "recording_resource_warnings", "thread_count"]
 
 
 def open_descriptors() -> int | None:
@@ -31,3 +35,21 @@ def open_descriptors() -> int | None:
 def thread_count() -> int:
     """Python threads alive in this process (``threading.active_count()``)."""
     return threading.active_count()
+
+
+@contextlib.contextmanager
+def recording_resource_warnings() -> Iterator[list[str]]:
+    """Collect the ``ResourceWarning`` messages raised inside the block (sockets left open).
+
+    The list is filled when the block ends: garbage collection runs first, so a socket kept
+    alive only by a reference cycle or a traceback is finalised (and warns) inside the block,
+    not in a later cell. The kernel hides ``ResourceWarning`` by default; this shows it here.
+    """
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            yield found
+        finally:
+            gc.collect()
+            found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))

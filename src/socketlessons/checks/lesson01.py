@@ -16,19 +16,17 @@ rest (the peer gets duplicates), and a wrong count of calls.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..servers import DribbleServer, EchoServer
 from ._core import NotYet, DidNotReturn, call, checker, expect
 
-__all__ = ["check_recv_exactly", "check_send_all", "socket_leaks"]
+__all__ = ["check_recv_exactly", "check_send_all"]
 
 LOOP_HINT = ("recv returns what has arrived so far, maybe only a few bytes: call it in a loop "
              "until you have n bytes")
@@ -50,23 +48,6 @@ SENDALL_HINT = "this exercise is to write sendall yourself: use only sock.send(.
 #: Bytes in the big payloads (large enough to need many calls, small enough to be quick).
 BIG = 256 * 1024
 SEND_BIG = 1024 * 1024
-
-
-@contextlib.contextmanager
-def socket_leaks() -> Iterator[list[str]]:
-    """Collect the ``ResourceWarning`` messages of sockets left open inside the block.
-
-    Garbage collection runs before the block ends, so a socket kept alive only by a traceback
-    or a cycle is finalised (and warns) inside it. The list is filled when the block ends.
-    """
-    found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        try:
-            yield found
-        finally:
-            gc.collect()
-            found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))
 
 
 def _kill(sock: socket.socket) -> Callable[[], None]:

@@ -31,7 +31,7 @@ from typing import Any
 from ..clients import BackgroundServer, ClientRecord, drive, serve_in_background, start_clients
 from ..lessons.server import address_in_use_errnos, time_wait_count, try_connect
 from ._core import NotYet, hint_for, call, checker, expect
-from .lesson01 import socket_leaks
+from ..resources import recording_resource_warnings
 
 __all__ = ["check_echo_server", "check_open_server"]
 
@@ -219,7 +219,7 @@ def check_open_server(open_server: Callable[..., Any]) -> str:
     # traceback: turn every failure into plain text inside the block, so that the garbage
     # collection at its end finalises the socket here and not in a later cell (or test).
     failure: tuple[str, str] | None = None
-    with socket_leaks():
+    with recording_resource_warnings():
         try:
             return _restart_twice(open_server)
         except NotYet as exc:

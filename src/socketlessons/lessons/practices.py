@@ -18,18 +18,16 @@ Used in 05_best_practices.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import gc
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..measure import Timing, summarize
-
+from ..resources import recording_resource_warnings
 from ..servers import SilentServer, TCPServer
 from ..servers._tcp import ConnectionStats
 
@@ -198,23 +196,6 @@ def resource_warnings_visible() -> bool:
                 and (module is None or module.match("socket")):
             return action != "ignore"
     return True  # no filter matches: Python's default action shows it
-
-
-@contextlib.contextmanager
-def recording_resource_warnings() -> Iterator[list[str]]:
-    """Collect the ``ResourceWarning`` messages raised inside the block (after a GC pass).
-
-    The list is filled when the block ends: garbage collection runs first, so sockets kept
-    alive only by reference cycles are finalised (and warn) inside the block.
-    """
-    found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        try:
-            yield found
-        finally:
-            gc.collect()
-            found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))
 
 
 # ---- blocking in a GUI callback ---------------------------------------------------------------
