@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..widgets import submit_to_panel_worker
 
@@ -42,3 +43,32 @@ class PanelRun:
     def wait(self, timeout: float) -> bool:
         """True once the run is done (False if ``timeout`` passed first)."""
         return self._done.wait(timeout)
+
+
+class LessonPanel:
+    """The shared shape of a lesson's own panel (not a ``SweepPanel``).
+
+    A subclass builds ``self.box`` (what displays) and ``self._run = PanelRun()``, and defines
+    ``start_run()``: check the inputs, say what starts in the status line, queue the run and
+    return whether it started. ``run()`` is the same from a cell: start, then wait (bounded).
+    A subclass that records a failure in ``self.error`` makes ``run()`` return False for it.
+    """
+
+    RUN_TIMEOUT_S = 300.0
+    box: Any
+    _run: PanelRun
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.box)
+
+    def start_run(self) -> bool:  # pragma: no cover - every panel defines it
+        raise NotImplementedError
+
+    def run(self, timeout: float | None = None) -> bool:
+        """Measure and wait (from a cell); True if the run finished in time without error."""
+        if not self.start_run():
+            return False
+        finished = self._run.wait(self.RUN_TIMEOUT_S if timeout is None else timeout)
+        return finished and not getattr(self, "error", "")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..load import IdleConnections, LoadResult, open_connections, percentile, run_load
-from ._panel import PanelRun
+from ._panel import LessonPanel, PanelRun
 from ..measure import Growth, Point, compare, fit_growth
 from ..servers._base import ServerEvent
 from ..servers._loops import LOOP_SERVERS, LoopServer, Work
@@ -306,7 +306,7 @@ def expected_growth(work: Work = "sleep") -> dict[str, str]:
     return {label: ("linear" if kind == "sequential" else "constant") for kind, label in labels.items()}
 
 
-class LoopPanel:
+class LoopPanel(LessonPanel):
     """Widgets for N (clients), processing cost, kind of work and payload; Run; a live plot.
 
     Each run measures every server at every N up to the slider (powers of two), one point at a
@@ -347,11 +347,6 @@ class LoopPanel:
         self.button.on_click(lambda _b: self.start_run())
         self.plot.redraw()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
-
     def start_run(self) -> bool:
         if self._run.running:
             self.status.value = "A run is in progress: wait for it to finish."
@@ -361,12 +356,6 @@ class LoopPanel:
         self.button.disabled = True
         self.status.value = f"Measuring {len(self.kinds)} servers at N = {', '.join(map(str, ns))} …"
         return self._run.start(lambda: self._worker(ns))
-
-    def run(self, timeout: float = 300.0) -> bool:
-        """Measure and wait (from a cell); True if the run finished without error."""
-        if not self.start_run():
-            return False
-        return self._run.wait(timeout) and not self.error
 
     def summary(self) -> str:
         """The verdicts of the last run, one per line (plain text)."""
@@ -475,7 +464,7 @@ def waiting_verdict(result: LoadResult, cost: float) -> str:
                "not the expected ≈ cost per client: re-run, or look at the plot"))
 
 
-class IdlePanel:
+class IdlePanel(LessonPanel):
     """Hold N idle connections to the asyncio and thread-per-client servers; report the cost."""
 
     def __init__(self, n: int = 2000, kinds: Sequence[str] = ("asyncio", "threaded")) -> None:
@@ -493,22 +482,12 @@ class IdlePanel:
         self._run = PanelRun()
         self.button.on_click(lambda _b: self.start_run())
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
-
     def start_run(self) -> bool:
         if self._run.running:
             return False
         self.button.disabled = True
         self.status.value = f"Opening {self.n.value:,} connections to each server …"
         return self._run.start(self._worker)
-
-    def run(self, timeout: float = 300.0) -> bool:
-        if not self.start_run():
-            return False
-        return self._run.wait(timeout)
 
     def _worker(self) -> None:
         import html

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..load import percentile
-from ._panel import PanelRun
+from ._panel import LessonPanel, PanelRun
 from ..measure import Point, Verdict, fit_affine
 from ..servers import UDPEchoServer
 
@@ -322,8 +322,10 @@ def rtt_summary(rtts: Sequence[float | None]) -> str:
             f"median {percentile(ms, 50):.3f} ms, p99 {percentile(ms, 99):.3f} ms, max {max(ms):.3f} ms")
 
 
-class PingPanel:
+class PingPanel(LessonPanel):
     """A loss-rate slider, Run, and a live plot of each ping's RTT (lost pings drawn at the timeout)."""
+
+    RUN_TIMEOUT_S = 120.0
 
     def __init__(self, *, loss: float = 0.2, count: int = 60, timeout: float = 0.02, retries: int = 0,
                  jitter: float = 0.005) -> None:
@@ -350,22 +352,12 @@ class PingPanel:
         self.button.on_click(lambda _b: self.start_run())
         self.plot.redraw()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.box)
-
     def start_run(self) -> bool:
         if self._run.running:
             return False
         self.button.disabled = True
         self.status.value = f"Pinging {self.count} times at {self.loss.value:.0%} loss …"
         return self._run.start(self._worker)
-
-    def run(self, timeout: float = 120.0) -> bool:
-        if not self.start_run():
-            return False
-        return self._run.wait(timeout)
 
     def snapshot(self) -> Any:
         """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
