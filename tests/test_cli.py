@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 
@@ -79,3 +80,8 @@ def test_lab_serves_the_lessons_on_loopback(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    # Stopping the command stops JupyterLab itself: no orphaned server keeps running.
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(info["pid"]) and psutil.Process(info["pid"]).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "jupyter lab outlived 'python -m socketlessons lab'"
+        time.sleep(0.1)

@@ -58,6 +58,9 @@ def _lab(args: argparse.Namespace) -> int:
                "--ServerApp.ip=127.0.0.1", "--LabApp.default_url=/lab/tree/00_welcome.ipynb", *args.extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
+    if os.name == "posix":
+        # Become jupyter lab (no child left behind when this process is stopped or killed).
+        os.execv(sys.executable, command)
     return subprocess.call(command)
 
 
