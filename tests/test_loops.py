@@ -7,6 +7,7 @@ a time, the three others serve many at once when the processing cost is a wait.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -217,23 +218,27 @@ def test_spend_cpu_really_computes_and_sleep_does_not():
 def test_out_of_descriptors_is_kept_and_the_server_survives(kind):
     import resource
 
-    from socketlessons.resources import open_descriptors
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with pytest.warns(Warning, match="descriptor limit"):
         with LOOP_SERVERS[kind]() as server:
-            socks = []
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_descriptors() + 12, hard))
+            # The clients' sockets exist before the limit drops below any free descriptor, so
+            # connecting needs no new descriptor here, and the server's accept() must fail.
+            clients = [socket.socket(server.family, socket.SOCK_STREAM) for _ in range(3)]
             try:
-                for _ in range(10):  # 10 client sockets + the accepted ones: over the limit
-                    try:
-                        socks.append(socket.create_connection(server.address, timeout=5))
-                    except OSError:  # the client side ran out first
-                        break
-                time.sleep(0.3)
+                lowest_free = os.dup(0)  # the limit caps descriptor numbers: below the lowest free
+                os.close(lowest_free)  # one, no new descriptor can be made
+                resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+                try:
+                    for c in clients:
+                        c.settimeout(5)
+                        c.connect(server.address)  # completes in the backlog, without accept()
+                    deadline = time.monotonic() + 10
+                    while not any("accept" in e.error for e in server.errors):
+                        assert time.monotonic() < deadline, f"no accept error kept: {server.errors}"
+                        time.sleep(0.01)
+                finally:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
             finally:
-                for s in socks:
-                    s.close()
-                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-            assert any("accept" in e.error for e in server.errors)
-            assert run_load(server.address, 3, timeout=10).ok  # asyncio resumes accepting after 1 s  # still serving once descriptors are free
+                for c in clients:
+                    c.close()
+            assert run_load(server.address, 3, timeout=10).ok  # still serving once descriptors are free
