@@ -221,6 +221,7 @@ def test_out_of_descriptors_is_kept_and_the_server_survives(kind):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with pytest.warns(Warning, match="descriptor limit"):
         with LOOP_SERVERS[kind]() as server:
+            assert run_load(server.address, 1, timeout=10).ok  # serving (its selector/loop is made)
             # The clients' sockets exist before the limit drops below any free descriptor, so
             # connecting needs no new descriptor here, and the server's accept() must fail.
             clients = [socket.socket(server.family, socket.SOCK_STREAM) for _ in range(3)]

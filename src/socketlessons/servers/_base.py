@@ -22,19 +22,20 @@ import atexit
 import collections
 import dataclasses
 import itertools
+import selectors
 import socket
 import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
 from ..addresses import Address, check_loopback_host, check_port, family_of
 from ..errors import ServerWarning
 
-__all__ = ["LoopbackServer", "ServerError", "ServerEvent", "running_servers", "stop_all"]
+__all__ = ["LoopbackServer", "ServerError", "ServerEvent", "running_servers", "serve_listener", "stop_all"]
 
 Mode = Literal["thread", "process"]
 
@@ -359,3 +360,23 @@ def make_listener(family: socket.AddressFamily, kind: socket.SocketKind, host: s
         sock.close()
         raise
     return sock
+
+
+def serve_listener(listener: socket.socket, wake_r: socket.socket, stopping: threading.Event,
+                   on_ready: Callable[[socket.socket], None]) -> None:
+    """Call ``on_ready(listener)`` whenever a connection waits, until ``stopping`` is set.
+
+    The one accept loop of the TCP helpers: a selector on the listening socket and the
+    wake-up socket, with no timeout (``stop()`` writes to the wake-up socket; ``close()``
+    alone would not wake a thread blocked in ``accept()`` on Linux). The listener is
+    non-blocking, so a client that gives up between ``select`` and ``accept`` cannot leave
+    the thread stuck in ``accept()`` where the wake-up socket cannot reach it.
+    """
+    listener.setblocking(False)
+    with selectors.DefaultSelector() as sel:
+        sel.register(listener, selectors.EVENT_READ)
+        sel.register(wake_r, selectors.EVENT_READ)
+        while not stopping.is_set():
+            for key, _ in sel.select():
+                if key.fileobj is listener and not stopping.is_set():
+                    on_ready(listener)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
-from ._base import LoopbackServer, make_listener
+from ._base import LoopbackServer, make_listener, serve_listener
 
 __all__ = [
     "LOOP_SERVERS",
@@ -271,27 +271,21 @@ class SequentialServer(LoopServer):
 
     def _serve(self) -> None:
         assert self._listener is not None and self._wake_r is not None
-        listener = self._listener
-        listener.setblocking(False)
-        with selectors.DefaultSelector() as sel:
-            sel.register(listener, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():  # no timeout: stop() writes to the wake-up socket
-                    if key.fileobj is not listener or self._stopping.is_set():
-                        continue
-                    accepted = self._accept_one(listener)
-                    if accepted is None:
-                        continue
-                    cid, conn = accepted
-                    conn.setblocking(True)
-                    self._current = conn
-                    if self._stopping.is_set():  # stop() ran before _current was visible
-                        conn.shutdown(socket.SHUT_RDWR)
-                    try:
-                        self._serve_blocking(cid, conn)  # every other client waits here
-                    finally:
-                        self._current = None
+        serve_listener(self._listener, self._wake_r, self._stopping, self._serve_next)
+
+    def _serve_next(self, listener: socket.socket) -> None:
+        accepted = self._accept_one(listener)
+        if accepted is None:
+            return
+        cid, conn = accepted
+        conn.setblocking(True)
+        self._current = conn
+        if self._stopping.is_set():  # stop() ran before _current was visible
+            conn.shutdown(socket.SHUT_RDWR)
+        try:
+            self._serve_blocking(cid, conn)  # every other client waits here
+        finally:
+            self._current = None
 
 
 class ThreadedServer(LoopServer):
@@ -316,15 +310,7 @@ class ThreadedServer(LoopServer):
 
     def _serve(self) -> None:
         assert self._listener is not None and self._wake_r is not None
-        listener = self._listener
-        listener.setblocking(False)
-        with selectors.DefaultSelector() as sel:
-            sel.register(listener, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is listener and not self._stopping.is_set():
-                        self._start_thread(listener)
+        serve_listener(self._listener, self._wake_r, self._stopping, self._start_thread)
 
     def _start_thread(self, listener: socket.socket) -> None:
         accepted = self._accept_one(listener)

@@ -1,6 +1,7 @@
 """TCP helper servers: echo, sink, dribble and silent.
 
-One accept thread waits in a selector on the listening socket and a wake-up socket pair, so
+One accept thread waits in a selector on the listening socket and a wake-up socket pair
+(``serve_listener``), so
 ``stop()`` wakes it at once (``close()`` alone does not wake a thread blocked in ``accept()`` on
 Linux). Each connection gets its own thread doing plain blocking ``recv``/``send``: no selector
 and no ``settimeout()`` on the hot path, so an echo through the helper costs what a hand-written
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import selectors
 import socket
 import struct
 import time
 from typing import Any
 
-from ._base import LoopbackServer, ServerEvent, make_listener
+from ._base import LoopbackServer, ServerEvent, make_listener, serve_listener
 
 __all__ = ["DribbleServer", "EchoServer", "SilentServer", "SinkServer", "TCPServer"]
 
@@ -114,15 +114,7 @@ class TCPServer(LoopbackServer):
 
     def _serve(self) -> None:
         assert self._listener is not None and self._wake_r is not None
-        listener = self._listener
-        with selectors.DefaultSelector() as sel:
-            sel.register(listener, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                # No timeout needed: stop() writes to the wake-up socket.
-                for key, _ in sel.select():
-                    if key.fileobj is listener and not self._stopping.is_set():
-                        self._accept(listener)
+        serve_listener(self._listener, self._wake_r, self._stopping, self._accept)
 
     def _accept(self, listener: socket.socket) -> None:
         try:
