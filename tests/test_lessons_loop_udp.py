@@ -211,3 +211,19 @@ def test_datagram_verdict_names_the_fixed_and_per_byte_costs():
     assert udp.datagram_verdict(noisy).status == "inconclusive"
     with pytest.raises(ValueError):
         udp.datagram_verdict(_line(xs[:2], 5_000, 0.03))
+
+
+def test_port_nobody_uses_is_free_and_outside_the_range_port_0_draws_from(no_leaks):
+    from socketlessons.lessons.server import ephemeral_port_range
+
+    low, high, _ = ephemeral_port_range()
+    host, port = udp.port_nobody_uses()
+    assert host == "127.0.0.1" and not low <= port <= high, (port, low, high)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, port), timeout=2).close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # connected UDP hears the refusal
+        probe.connect((host, port))
+        probe.settimeout(2)
+        probe.send(b"anyone?")
+        with pytest.raises(ConnectionRefusedError):
+            probe.recv(16)

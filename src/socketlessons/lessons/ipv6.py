@@ -140,12 +140,38 @@ def _try_connect(family: socket.AddressFamily, address: tuple[Any, ...],
         return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
+@contextlib.contextmanager
+def _v6_server_on_a_port_held_in_v4(dualstack: bool, attempts: int = 20) -> Iterator[socket.socket]:
+    """A listening ``[::1]:P`` server while ``127.0.0.1:P`` is held by a bound, non-listening socket.
+
+    IPv4 and IPv6 hand out port numbers independently, so ``127.0.0.1`` at the IPv6 server's port
+    may belong to anyone. Taking the IPv4 port first (port 0) and then asking for the same number
+    on ``::1`` makes "an IPv4 client at the same port is refused" true by construction. The IPv6
+    number may already be taken; then we try another, a bounded number of times.
+    """
+    last: OSError | None = None
+    for _ in range(attempts):
+        with closed_port("127.0.0.1") as (_, port):
+            try:
+                server = socket.create_server(("::1", port), family=socket.AF_INET6,
+                                              dualstack_ipv6=dualstack)
+            except OSError as exc:  # [::1]:port is someone else's: draw another number
+                last = exc
+                continue
+            with server:
+                yield server
+            return
+    raise OSError(f"no port was free on both 127.0.0.1 and ::1 after {attempts} tries") from last
+
+
 def dualstack_report() -> DualStackReport:
     """Run the dual-stack experiments on loopback and report what happened.
 
-    1. ``create_server(("::1", 0), family=AF_INET6, dualstack_ipv6=True)``, an IPv6 client.
+    1. ``create_server(("::1", P), family=AF_INET6, dualstack_ipv6=True)``, an IPv6 client.
     2. An IPv4 client to ``127.0.0.1`` at that same port number: a different address, so it is
-       *not* this socket (usually refused; another program could, by chance, use that port).
+       *not* this socket. We hold ``127.0.0.1`` at that port with a socket that never listens, so
+       the connect is refused every time and can never reach another program (in a classroom,
+       another student's kernel) that happened to get the same number for IPv4.
     3. An AF_INET6 socket with ``IPV6_V6ONLY`` off, bound to ``::ffff:127.0.0.1``: an IPv4
        client reaches it and shows up with an IPv4-mapped IPv6 peer address.
     """
@@ -153,11 +179,7 @@ def dualstack_report() -> DualStackReport:
     if not ipv6_available():
         skipped = "skipped: no IPv6 here"
         return DualStackReport(has_ds, False, skipped, skipped, skipped)
-    if has_ds:
-        server = socket.create_server(("::1", 0), family=socket.AF_INET6, dualstack_ipv6=True)
-    else:
-        server = socket.create_server(("::1", 0), family=socket.AF_INET6)
-    with server:
+    with _v6_server_on_a_port_held_in_v4(dualstack=has_ds) as server:
         port = server.getsockname()[1]
         v6 = _try_connect(socket.AF_INET6, ("::1", port), server)
         v4 = _try_connect(socket.AF_INET, ("127.0.0.1", port), None)

@@ -8,6 +8,8 @@ What lesson 05 shows needs a few things no other lesson does:
   whether it is still waiting (the "hangs forever" demo, without hanging the kernel);
 * ``resource_warnings_visible()`` and ``recording_resource_warnings()``: the kernel hides
   ``ResourceWarning`` by default; these show the filter and catch the warnings;
+* ``localhost_server()``: ``create_server(("127.0.0.1", 0))`` that no ``connect("localhost")``
+  can miss, even when ``localhost`` also means ``::1`` and another kernel listens there;
 * ``GuiDemo``: three buttons fetching from a slow server, blocking the kernel or handing the
   work to a thread or to asyncio; each click measures how long the kernel was kept busy;
 * verdict functions that turn measured numbers into the sentence the notebook prints.
@@ -18,18 +20,20 @@ Used in 05_best_practices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from ..measure import Timing, summarize
 from ..resources import recording_resource_warnings
 from ..servers import SilentServer, TCPServer
 from ..servers._tcp import ConnectionStats
+from .server import address_in_use_errnos
 
 __all__ = [
     "GuiDemo",
@@ -42,6 +46,7 @@ __all__ = [
     "Watch",
     "concurrency_verdict",
     "fetch_blocking",
+    "localhost_server",
     "gui_verdict",
     "recording_resource_warnings",
     "resource_warnings_visible",
@@ -173,6 +178,49 @@ def watch(fn: Callable[[], Any], seconds: float) -> Watch:
     w.thread.start()
     w.thread.join(seconds)
     return w
+
+
+def _hold(stack: contextlib.ExitStack, host: str, port: int) -> bool:
+    """Bind a never-listening socket at ``(host, port)`` for the life of ``stack``.
+
+    False when someone else has that address; True when we hold it, or when the address does not
+    work here at all (no IPv6): then nobody can listen on it either.
+    """
+    try:
+        holder = stack.enter_context(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET))
+        holder.bind((host, port))
+    except OSError as exc:
+        return exc.errno not in address_in_use_errnos()
+    return True
+
+
+#: How long ``accept()`` on a ``localhost_server()`` may wait: the demo connects first, so it never should.
+LOCALHOST_ACCEPT_TIMEOUT_S = 5.0
+
+
+@contextlib.contextmanager
+def localhost_server(attempts: int = 20) -> Iterator[socket.socket]:
+    """``socket.create_server(("127.0.0.1", 0))``, with every other address of ``localhost`` held.
+
+    ``create_connection(("localhost", port))`` tries each address ``localhost`` resolves to, often
+    ``::1`` first. IPv4 and IPv6 hand out port numbers separately, so in a classroom another
+    kernel may be listening on ``[::1]`` at this very number, and the demo would talk to it. We
+    bind (and never listen on) each other address at the same port: connecting there is refused
+    at once and ``create_connection`` moves on to our server. If one of them is taken, we draw a
+    new port (a bounded number of times). ``accept()`` gets a timeout, so it can never hang.
+    """
+    others = {ai[4][0] for ai in socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)} - {"127.0.0.1"}
+    for _ in range(attempts):
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        with contextlib.ExitStack() as held:
+            held.enter_context(server)
+            if not all(_hold(held, host, port) for host in sorted(others)):
+                continue  # someone else has this port on another address: close all, draw again
+            server.settimeout(LOCALHOST_ACCEPT_TIMEOUT_S)
+            yield server
+            return
+    raise OSError(f"no port was free on every address of localhost after {attempts} tries")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, poll: float = 0.005) -> bool:

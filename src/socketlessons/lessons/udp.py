@@ -1,6 +1,8 @@
 """Helpers of lesson 04 (UDP): probes of what this platform does, misbehaviour counted, a live pinger.
 
 * ``udp_pair()``: two bound UDP sockets on loopback (a sender and a receiver), closed together.
+* ``port_nobody_uses()``: a loopback address with no socket behind it, TCP or UDP, that no
+  other kernel's port-0 helper can be handed meanwhile (for "nobody is listening" demos).
 * ``truncation_probe`` / ``msg_trunc_probe``: what happens when a datagram is bigger than the
   buffer given to ``recvfrom``. Linux and macOS truncate and drop the rest; Windows raises
   ``OSError`` (WSAEMSGSIZE) instead. ``recvmsg`` reports the cut with ``MSG_TRUNC`` in its
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import socket
 import sys
 import time
@@ -34,7 +37,7 @@ from ..measure import Point, Verdict, fit_affine
 from ..servers import UDPEchoServer
 
 __all__ = ["Exchange", "PingPanel", "Truncation", "arrival_plot", "datagram_timer", "datagram_verdict",
-           "largest_datagram", "msg_trunc_probe",
+           "largest_datagram", "msg_trunc_probe", "port_nobody_uses",
            "numbered_exchange", "ping_series", "rtt_summary", "truncation_probe", "udp_pair"]
 
 #: How long a probe waits for a datagram on loopback before calling it lost.
@@ -51,6 +54,33 @@ def udp_pair(host: str = "127.0.0.1") -> Iterator[tuple[socket.socket, socket.so
         rx.bind((host, 0))
         rx.settimeout(PROBE_WAIT_S)
         yield tx, rx
+
+
+def port_nobody_uses(host: str = "127.0.0.1", attempts: int = 50) -> tuple[str, int]:
+    """``(host, port)`` where no TCP or UDP socket is, and where none will appear by chance.
+
+    Binding port 0 and closing the socket again gives a free port, but only for a moment: port 0
+    hands that number to the next program that asks, and in a classroom thirty kernels ask all
+    the time. Our datagram would then land in another student's server. Port 0 only ever hands
+    out ports from the ephemeral range, so we pick a port *below* it and check that neither TCP
+    nor UDP uses it now. (Someone could still bind that exact number on purpose; no helper does.)
+    """
+    from .server import ephemeral_port_range
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low, _, _ = ephemeral_port_range()
+    first = max(1024, low // 2)
+    draw = random.Random()
+    for _ in range(attempts):
+        port = draw.randrange(first, low) if low > first else 0
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as tcp, socket.socket(family, socket.SOCK_DGRAM) as udp:
+                tcp.bind((host, port))
+                udp.bind((host, tcp.getsockname()[1]))
+                return host, tcp.getsockname()[1]
+        except OSError:  # in use (or, on Windows, in an excluded range): draw again
+            continue
+    raise OSError(f"found no port free for both TCP and UDP on {host} in {attempts} tries")
 
 
 #: The largest UDP payload over IPv4 (65,535 - 8-byte UDP header - 20-byte IPv4 header).
