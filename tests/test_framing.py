@@ -23,6 +23,7 @@ from socketlessons.framing import (
     parse_response,
     recv_exactly,
     recv_message,
+    recv_up_to,
     request,
     send_message,
     split_delimited,
@@ -191,6 +192,18 @@ def test_recv_exactly_raises_on_an_early_end():
         a.shutdown(socket.SHUT_WR)
         with pytest.raises(EOFError, match="3 of 10"):
             recv_exactly(b, 10)
+
+
+@pytest.mark.parametrize("piece", [1, 1000])
+def test_recv_up_to_returns_what_came_before_the_end(piece):
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        writer = dribble(a, b"abcdefgh", piece)
+        assert recv_up_to(b, 5) == b"abcde"  # stops at n, leaves the rest
+        writer.join(5)  # the writer has sent everything and shut down its side
+        assert recv_up_to(b, 10) == b"fgh"  # the peer closed: fewer, no error
+        assert recv_up_to(b, 10) == b""
 
 
 def test_recv_message_cut_in_the_middle_raises():

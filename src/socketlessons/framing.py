@@ -49,6 +49,7 @@ __all__ = [
     "parse_response",
     "recv_exactly",
     "recv_message",
+    "recv_up_to",
     "request",
     "send_message",
     "split_delimited",
@@ -219,6 +220,26 @@ class LengthPrefixDecoder:
 # ---- on a socket -----------------------------------------------------------------------------
 
 
+def recv_up_to(sock: socket.socket, n: int) -> bytes:
+    """Receive ``n`` bytes from ``sock``, or fewer if the peer closes the connection first.
+
+    For callers that decide themselves what a short read means (a checker reporting "the server
+    closed early", a demo printing what came back). ``recv_exactly`` is the strict form.
+
+    Raises:
+        TimeoutError: the socket has a timeout and it expired.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int (bytes), got {n!r}")
+    buffer = bytearray()
+    while len(buffer) < n:
+        chunk = sock.recv(min(n - len(buffer), RECV_CHUNK))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
     """Receive exactly ``n`` bytes from ``sock``, however many ``recv`` calls that takes.
 
@@ -229,15 +250,10 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
             must not look like a whole one).
         TimeoutError: the socket has a timeout and it expired.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int (bytes), got {n!r}")
-    buffer = bytearray()
-    while len(buffer) < n:
-        chunk = sock.recv(min(n - len(buffer), RECV_CHUNK))
-        if not chunk:
-            raise EOFError(f"the peer closed the connection after {len(buffer)} of {n} bytes")
-        buffer += chunk
-    return bytes(buffer)
+    data = recv_up_to(sock, n)
+    if len(data) < n:
+        raise EOFError(f"the peer closed the connection after {len(data)} of {n} bytes")
+    return data
 
 
 def send_message(sock: socket.socket, message: bytes, header: struct.Struct = HEADER) -> None:

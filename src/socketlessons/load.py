@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from .addresses import check_loopback_host
+from .background_call import BackgroundCall
 
 __all__ = ["MAX_CLIENTS", "ClientRecord", "IdleConnections", "LoadResult", "make_payload", "open_connections",
            "percentile", "run_load"]
@@ -174,33 +174,27 @@ def _check_address(address: tuple[str, int]) -> tuple[str, int]:
 
 def _run_in_thread(coro_factory: Callable[[asyncio.AbstractEventLoop], object], deadline_s: float) -> object:
     """Run a coroutine on a fresh event loop in ONE background thread; wait for it, bounded."""
-    outcome: dict[str, object] = {}
     loop = asyncio.new_event_loop()
 
-    def main() -> None:
+    def main() -> object:
         asyncio.set_event_loop(loop)
         try:
-            outcome["value"] = loop.run_until_complete(coro_factory(loop))  # type: ignore[arg-type]
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
+            return loop.run_until_complete(coro_factory(loop))  # type: ignore[arg-type]
         finally:
             asyncio.set_event_loop(None)
             loop.close()
 
-    thread = threading.Thread(target=main, name="socketlessons-load", daemon=True)
-    thread.start()
+    call = BackgroundCall(main, name="socketlessons-load").start()
     try:
-        thread.join(deadline_s)
+        call.join(deadline_s)
     except KeyboardInterrupt:  # the learner pressed stop: cancel the run, then re-raise
         for task in asyncio.all_tasks(loop) if not loop.is_closed() else ():
             loop.call_soon_threadsafe(task.cancel)
-        thread.join(5.0)
+        call.join(5.0)
         raise
-    if thread.is_alive():  # the coroutine's own deadline should have fired long before
+    if call.still_running:  # the coroutine's own deadline should have fired long before
         raise RuntimeError(f"the load thread did not finish within {deadline_s:g} s")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]
+    return call.outcome()
 
 
 async def _connect(loop: asyncio.AbstractEventLoop, address: tuple[str, int], family: socket.AddressFamily,

@@ -34,10 +34,11 @@ import functools
 import html
 import inspect
 import textwrap
-import threading
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ..background_call import BackgroundCall
 
 __all__ = ["CheckResult", "DidNotReturn", "NotYet", "call", "checker", "expect", "hint_for", "is_stub",
            "registered_checkers"]
@@ -132,25 +133,13 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
     ``recv`` blocked on it), the worker gets one more second, and the exercise fails with a
     "did not return" message.
     """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the checker's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="socketlessons-exercise", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    worker = BackgroundCall(lambda: fn(*args, **kwargs), name="socketlessons-exercise").start()
+    if not worker.join(timeout):
         if on_timeout is not None:
             on_timeout()
         worker.join(1.0)
         raise DidNotReturn(timeout)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+    return worker.outcome()
 
 
 def hint_for(exc: BaseException) -> str:

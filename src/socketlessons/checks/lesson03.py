@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..background_call import BackgroundCall
+from ..framing import recv_up_to
 from ..lessons.loop import max_concurrency
 from ..load import run_load
 from ..servers._base import make_listener
@@ -75,13 +77,10 @@ def _play_client(client: socket.socket, log: dict[str, Any]) -> None:
     try:
         for msg in MESSAGES:
             client.sendall(msg)
-            got = b""
-            while len(got) < len(msg):
-                chunk = client.recv(len(msg) - len(got))
-                if not chunk:
-                    log["closed_early"] = True
-                    return
-                got += chunk
+            got = recv_up_to(client, len(msg))
+            if len(got) < len(msg):
+                log["closed_early"] = True
+                return
             if got != msg:
                 log["wrong"] = (msg, got)
                 return
@@ -162,24 +161,16 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
                 with lock:
                     spans.append((start, time.perf_counter_ns()))
 
-    outcome: dict[str, BaseException] = {}
     with _thread_errors() as thread_errors:
         with make_listener(socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", 0) as listener:
             listener.settimeout(0.5)  # the learner's loop ends when nobody comes for 0.5 s
-
-            def run() -> None:
-                try:
-                    serve_concurrently(listener, handle_client)
-                except BaseException as exc:  # TimeoutError is the normal end here
-                    outcome["error"] = exc
-
-            server = threading.Thread(target=run, name="socketlessons-exercise", daemon=True)
-            server.start()
+            server = BackgroundCall(lambda: serve_concurrently(listener, handle_client),
+                                    name="socketlessons-exercise").start()
             t0 = time.perf_counter()
             result = run_load(listener.getsockname(), CLIENTS, timeout=CLIENTS * HANDLER_COST_S + 1.5)
             took = time.perf_counter() - t0
             server.join(3)
-        error = outcome.get("error")
+        error = server.error  # TimeoutError is the normal end here
         if error is not None and not isinstance(error, TimeoutError):
             raise NotYet(f"your function raised {type(error).__name__}: {error}", ACCEPT_HINT)
         expect(not thread_errors, f"a thread you started raised {thread_errors[0] if thread_errors else ''}",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..framing import recv_up_to
 from ..lessons.internals import BODY, HEADER, REPLY, STALL_NS, RequestServer, write_write_read
 from ._core import NotYet, call, checker, expect
 
@@ -23,16 +24,6 @@ __all__ = ["check_nodelay_client", "check_send_request"]
 ROUNDS = 5
 #: A reply on loopback takes µs, or one delayed ACK (≤ 0.5 s anywhere): longer means no reply.
 REPLY_TIMEOUT_S = 2.0
-
-
-def _read_reply(sock: socket.socket) -> bytes:
-    got = b""
-    while len(got) < len(REPLY):
-        chunk = sock.recv(len(REPLY) - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 @checker("nodelay_client", solution="nodelay_client")
@@ -72,7 +63,7 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
                 t0 = time.perf_counter_ns()
                 send_request(sock, HEADER, BODY)
                 try:
-                    reply = _read_reply(sock)
+                    reply = recv_up_to(sock, len(REPLY))
                 except TimeoutError:
                     raise NotYet(f"no answer within {REPLY_TIMEOUT_S:g} s: the server is still waiting for the rest "
                                  f"of the {len(HEADER) + len(BODY)}-byte request",

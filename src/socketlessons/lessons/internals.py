@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..framing import recv_up_to
 from ..servers import ConnectionStats, SinkServer, TCPServer
 
 __all__ = [
@@ -198,12 +199,9 @@ def send_throughput(address: tuple[str, int], sndbuf: int, *, total: int = 4 << 
             sock.sendall(data)
             sent += chunk
         sock.shutdown(socket.SHUT_WR)
-        count = b""
-        while len(count) < SinkServer.COUNT.size:
-            piece = sock.recv(SinkServer.COUNT.size - len(count))
-            if not piece:
-                raise ConnectionError("the sink closed without sending its count")
-            count += piece
+        count = recv_up_to(sock, SinkServer.COUNT.size)
+        if len(count) < SinkServer.COUNT.size:
+            raise ConnectionError("the sink closed without sending its count")
         seconds = (time.perf_counter_ns() - t0) / 1e9
     (nbytes,) = SinkServer.COUNT.unpack(count)
     return BufferResult(sndbuf, granted, nbytes, seconds)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import socket
 import threading
 import time
@@ -29,6 +28,8 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+from ..background_call import BackgroundCall
+from ..framing import recv_up_to
 from ..measure import Timing, summarize
 from ..resources import recording_resource_warnings
 from ..servers import SilentServer, TCPServer
@@ -129,54 +130,31 @@ class HangingServer(SilentServer):
 # ---- a call that may never return -------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Watch:
+class Watch(BackgroundCall):
     """A call running in a daemon thread: is it still waiting, and what did it return?"""
-
-    thread: threading.Thread
-    started: float
-    outcome: dict[str, Any]
 
     @property
     def still_waiting(self) -> bool:
-        return "done" not in self.outcome
-
-    @property
-    def elapsed_s(self) -> float:
-        return self.outcome.get("done", time.perf_counter()) - self.started
+        return self.still_running
 
     @property
     def result(self) -> Any:
-        return self.outcome.get("value")
-
-    @property
-    def error(self) -> BaseException | None:
-        return self.outcome.get("error")
+        return self.value
 
     def join(self, timeout: float = 2.0) -> bool:
         """Wait (bounded) for the call to finish; True if it did."""
-        self.thread.join(timeout)
-        return not self.still_waiting
+        return super().join(timeout)
 
 
 def watch(fn: Callable[[], Any], seconds: float) -> Watch:
     """Run ``fn()`` in a daemon thread and wait at most ``seconds`` for it.
 
     The kernel stays free: if ``fn`` never returns, the thread keeps waiting (wake it by closing
-    what it waits on, e.g. stopping the server) and ``still_waiting`` says so.
+    what it waits on, e.g. stopping the server) and ``still_waiting`` says so. What ``fn`` raised
+    is kept in ``error`` for the notebook to show, never printed from the thread.
     """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # kept for the notebook to show, never printed from here
-            outcome["error"] = exc
-        outcome["done"] = time.perf_counter()
-
-    w = Watch(threading.Thread(target=run, name="socketlessons-watch", daemon=True), time.perf_counter(), outcome)
-    w.thread.start()
-    w.thread.join(seconds)
+    w = Watch(fn, name="socketlessons-watch").start()
+    w.join(seconds)
     return w
 
 
@@ -253,13 +231,7 @@ def fetch_blocking(address: tuple[str, int], payload: bytes = b"ping", timeout: 
     """One request to an echo server, waiting for the whole reply (bounded by ``timeout``)."""
     with socket.create_connection(address, timeout=timeout) as sock:
         sock.sendall(payload)
-        reply = b""
-        while len(reply) < len(payload):
-            chunk = sock.recv(len(payload) - len(reply))
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+        return recv_up_to(sock, len(payload))
 
 
 async def fetch_async(address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
@@ -289,22 +261,10 @@ def run_async(make_coro: Callable[[], Awaitable[T]], timeout: float = RUN_ASYNC_
     so ``asyncio.run()`` fails there. This helper is for code that is not a coroutine itself
     (a sweep's op, a widget's worker thread).
     """
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = asyncio.run(make_coro())  # type: ignore[arg-type]
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="socketlessons-async", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    call = BackgroundCall(lambda: asyncio.run(make_coro()), name="socketlessons-async").start()  # type: ignore[arg-type]
+    if not call.join(timeout):
         raise TimeoutError(f"the coroutine did not finish within {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return call.outcome()  # type: ignore[no-any-return]
 
 
 async def _clients(address: tuple[str, int], n: int, at_once: bool, payload: bytes) -> None:
