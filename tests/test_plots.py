@@ -36,6 +36,28 @@ def test_plot_points_uses_given_axes_and_distinct_styles():
     assert len(styles) == len(PALETTE)
 
 
+def test_ymin_starts_a_linear_time_axis_at_zero_live_too():
+    flat = [Point.from_timing(x, summarize([30_000, 31_000, 32_000]), "s") for x in (1, 2, 4)]
+    assert plot_points(flat).axes[0].get_ylim()[0] > 25  # hugging the data: a 3 % spread fills the plot
+    assert plot_points(flat, ymin=0).axes[0].get_ylim()[0] == 0
+    plot = LivePlot("t", "x", "µs", ymin=0, min_interval_s=0)
+    for p in flat:
+        plot.add(p)
+    assert plot.ax.get_ylim()[0] == 0 and plot.ax.get_ylim()[1] > max(p.q3_ns for p in flat) / 1000
+
+
+def test_a_log_time_axis_spanning_less_than_a_decade_still_has_numbers():
+    narrow = [Point.from_timing(x, summarize([30_000 + 1_000 * i, 32_000 + 1_000 * i, 34_000 + 1_000 * i]), "s")
+              for i, x in enumerate((1, 2, 4, 8, 16))]  # 30 to 38 µs: no 1, 2 or 5 in reach
+    ax = plot_points(narrow, logy=True).axes[0]
+    low, high = ax.get_ylim()
+    shown = [t for t in ax.get_yticks() if low <= t <= high]
+    assert shown, f"no labelled tick between {low:.1f} and {high:.1f}"
+    assert all(ax.yaxis.get_major_formatter()(t, 0) for t in shown)
+    wide = plot_points(pts(), logy=True).axes[0]  # four decades: only 1, 2, 5 of each
+    assert {round(t / 10 ** int(f"{t:e}".split("e")[1])) for t in wide.get_yticks() if t > 0} <= {1, 2, 5}
+
+
 def test_fit_labels():
     assert fit_label(fit_growth([1, 2, 4, 8], [2, 4, 8, 16])) == "linear, slope 1.00"
     assert fit_label(fit_growth([1, 2], [1, 2])) == "fit: too few points"

@@ -115,13 +115,15 @@ def plot_points(
     fits: dict[str, Growth | Affine] | None = None,
     scale: float = 1e-3,
     fit_ranges: dict[str, tuple[float, float]] | None = None,
+    ymin: float | None = None,
 ) -> Figure:
     """Draw sweep points (median with an IQR error bar), one style per series; return the figure.
 
     ``scale`` converts ns to the y unit (default µs). ``fits`` maps a series to its fit, drawn
     as a line over the series' x range (or ``fit_ranges[series]``, the x range that was
     fitted) with its label in the legend. An x axis in bytes on a log scale is labelled
-    ``1 B``, ``1 KiB``, ``1 MiB``.
+    ``1 B``, ``1 KiB``, ``1 MiB``. ``ymin=0`` starts a linear time axis at zero, so a
+    difference of a few percent does not fill the whole height of the plot.
     """
     fig, ax = _new_figure(ax)
     ax.clear()
@@ -142,6 +144,8 @@ def plot_points(
         if fit is not None and len(xs) >= 2:
             _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx)
     _decorate(ax, title, xlabel, ylabel, logx, logy)
+    if ymin is not None and not logy and points:
+        ax.set_ylim(bottom=ymin)
     return fig
 
 
@@ -167,7 +171,12 @@ def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: 
         ax.set_yscale("log")
         # 1, 2, 5, 10, 20, 50 ... in plain numbers: readable even when the data span less
         # than a decade (the default then labels minor ticks as "2 × 10^0").
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        # Data spanning less than a factor of 4 (say 30 to 45 µs) may hold none of those, and the
+        # axis would show no number at all: then every integer multiple gets a label (30, 40).
+        low, high = ax.get_ylim()
+        short = low > 0 and high / low < 4
+        subs = tuple(float(k) for k in range(1, 10)) if short else (1.0, 2.0, 5.0)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     if title:
@@ -195,12 +204,15 @@ class LivePlot:
         output: an ``ipywidgets.Output`` to draw into instead of a display handle (use this
             when points arrive from a worker thread, as ``SweepPanel`` does).
         scale: ns → y unit (default 1e-3: µs).
+        ymin: start a linear y axis here (0: the honest baseline for times), not at the data.
     """
 
     def __init__(self, title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False,
-                 min_interval_s: float = 0.25, output: Any = None, scale: float = 1e-3) -> None:
+                 min_interval_s: float = 0.25, output: Any = None, scale: float = 1e-3,
+                 ymin: float | None = None) -> None:
         self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
         self.logx, self.logy = logx, logy
+        self.ymin = ymin
         self.min_interval_s = min_interval_s
         self.scale = scale
         self.output = output
@@ -283,7 +295,8 @@ class LivePlot:
 
     def _draw(self) -> None:
         plot_points(self.points, ax=self.ax, title=self.title, xlabel=self.xlabel, ylabel=self.ylabel,
-                    logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale, fit_ranges=self.fit_ranges)
+                    logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale, fit_ranges=self.fit_ranges,
+                    ymin=self.ymin)
         self._last_draw = time.monotonic()
         self.redraws += 1
 

@@ -34,7 +34,5 @@ def from_zero(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str,
     if not points:
         raise ValueError("no points to plot: run the sweep first")
     figure = plot_points(points, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=False,
-                         fits=fits, scale=scale)
-    top = max(p.q3_ns for p in points) * scale
-    figure.axes[0].set_ylim(0, top * 1.15)
+                         fits=fits, scale=scale, ymin=0)
     return Shown(figure)

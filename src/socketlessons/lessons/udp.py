@@ -373,7 +373,7 @@ class PingPanel(LessonPanel):
         self.status = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot("UDP ping: round trip per ping (lost ones at the timeout line)", "ping number",
-                             "round trip (ms)", output=self.output, scale=1e-6, min_interval_s=0.2)
+                             "round trip (ms)", output=self.output, scale=1e-6, min_interval_s=0.2, ymin=0)
         self.box = widgets.VBox([self.loss, self.retries, self.button, self.status, self.output])
         self.rtts: list[float | None] = []
         self.summary = "not run yet"
