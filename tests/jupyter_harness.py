@@ -127,9 +127,11 @@ class JupyterLabServer:
     ``root`` is a fresh copy of ``notebooks/`` (JupyterLab saves executed notebooks there).
     """
 
-    def __init__(self, base: pathlib.Path, source: pathlib.Path = NOTEBOOK_DIR) -> None:
+    def __init__(self, base: pathlib.Path, source: pathlib.Path = NOTEBOOK_DIR,
+                 disabled_extensions: tuple[str, ...] = ()) -> None:
         self.base = base
         self.source = source
+        self.disabled_extensions = disabled_extensions
         self.root = base / "notebooks"
         self.token = secrets.token_hex(16)
         self.port: int | None = None
@@ -145,6 +147,11 @@ class JupyterLabServer:
     def start(self) -> JupyterLabServer:
         copy_notebooks(self.root, self.source)
         env = isolated_env(self.base)
+        if self.disabled_extensions:  # what `jupyter labextension disable NAME` writes
+            labconfig = pathlib.Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+            labconfig.mkdir(parents=True, exist_ok=True)
+            (labconfig / "page_config.json").write_text(
+                json.dumps({"disabledExtensions": {name: True for name in self.disabled_extensions}}))
         settings = self.base / "lab-settings"
         settings.mkdir()
         shutil.copy(OVERRIDES_JSON, settings / "overrides.json")

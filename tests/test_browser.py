@@ -8,6 +8,9 @@ idle and every code cell has run, then check
 * for each control panel (a slider and a Run button) of the lesson: moving the slider and pressing
   Run changes the live plot (its image is replaced).
 
+The widget check is also run where it must fail (a JupyterLab with the widget manager turned
+off), so a check that cannot fail would show up.
+
 The JupyterLab server and the browser are shared by all lessons of a session (starting them
 costs seconds); each lesson gets a fresh page and its kernel is shut down afterwards.
 
@@ -306,6 +309,33 @@ def test_lesson_in_jupyterlab(lesson: pathlib.Path, lab: JupyterLabServer, brows
     finally:
         context.close()
         _shutdown_kernels(lab)
+
+
+@pytest.mark.timeout(300)
+def test_the_widget_check_fails_when_widgets_cannot_render(browser: Any, tmp_path: pathlib.Path) -> None:
+    """The check above must be able to fail: with JupyterLab's widget manager turned off (what a
+    learner sees when ipywidgets' frontend is missing), a slider shows as text, and the check
+    says so."""
+    import nbformat
+
+    source = tmp_path / "source"
+    source.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import ipywidgets\nipywidgets.IntSlider(description='n')")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, source / "slider.ipynb")
+    with JupyterLabServer(tmp_path / "lab", source, disabled_extensions=("@jupyter-widgets/jupyterlab-manager",)) as lab:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(lab.url("lab/workspaces/no-widgets/tree/slider.ipynb?reset"))
+            state = run_all_and_wait(page, "slider")
+            assert state["cells"][0]["widgets"] == 1, _describe(state)  # the kernel did send a widget
+            with pytest.raises(AssertionError, match="widgets did not render in cells \\[0\\]"):
+                check_widgets_rendered(state, "slider")
+        finally:
+            context.close()
+            _shutdown_kernels(lab)
 
 
 @pytest.mark.parametrize("required", ["", "1"])
