@@ -227,3 +227,9 @@ def test_port_nobody_uses_is_free_and_outside_the_range_port_0_draws_from(no_lea
         probe.send(b"anyone?")
         with pytest.raises(ConnectionRefusedError):
             probe.recv(16)
+
+
+def test_chance_range_narrows_with_more_pings():
+    assert udp.chance_range(0.2, 60) == "With 60 pings, chance alone gives about 10% to 30% (in 95 % of runs)."
+    assert udp.chance_range(0.2, 6000) == "With 6000 pings, chance alone gives about 19% to 21% (in 95 % of runs)."
+    assert "about 0% to 0%" in udp.chance_range(0.0, 60)

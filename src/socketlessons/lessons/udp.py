@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import socket
 import sys
@@ -37,7 +38,7 @@ from ..measure import Point, Verdict, fit_affine
 from ..servers import UDPEchoServer
 
 __all__ = ["Exchange", "PingPanel", "Truncation", "arrival_plot", "datagram_timer", "datagram_verdict",
-           "largest_datagram", "msg_trunc_probe", "port_nobody_uses",
+           "chance_range", "largest_datagram", "msg_trunc_probe", "port_nobody_uses",
            "numbered_exchange", "ping_series", "rtt_summary", "truncation_probe", "udp_pair"]
 
 #: How long a probe waits for a datagram on loopback before calling it lost.
@@ -339,6 +340,14 @@ def ping_series(address: tuple[str, int], count: int = 50, *, timeout: float = 0
     return rtts
 
 
+def chance_range(expected: float, n: int) -> str:
+    """What luck alone allows: the loss rate of ``n`` pings falls within about two standard
+    deviations of ``expected`` (binomial) 95 % of the time; a small run wanders far."""
+    spread = 2 * math.sqrt(expected * (1 - expected) / n) if n else 1.0
+    low, high = max(0.0, expected - spread), min(1.0, expected + spread)
+    return f"With {n} pings, chance alone gives about {low:.0%} to {high:.0%} (in 95 % of runs)."
+
+
 def rtt_summary(rtts: Sequence[float | None]) -> str:
     """Loss rate and RTT statistics (min, median, p99, max) in one line."""
     got = [r for r in rtts if r is not None]
@@ -415,7 +424,7 @@ class PingPanel(LessonPanel):
             self.summary = (
                 f"{rtt_summary(self.rtts)}. Set loss per datagram {self.loss.value:.0%}, so with "
                 f"{self.retries.value} retries about {expected:.0%} of pings should be lost; you measured "
-                f"{measured:.0%}.")
+                f"{measured:.0%}. {chance_range(expected, len(self.rtts))}")
             self.status.value = html.escape(self.summary)
         except Exception as exc:
             self.summary = f"The run failed: {type(exc).__name__}: {exc}"
