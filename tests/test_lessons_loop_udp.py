@@ -213,22 +213,6 @@ def test_datagram_verdict_names_the_fixed_and_per_byte_costs():
         udp.datagram_verdict(_line(xs[:2], 5_000, 0.03))
 
 
-def test_port_nobody_uses_is_free_and_outside_the_range_port_0_draws_from(no_leaks):
-    from socketlessons.lessons.server import ephemeral_port_range
-
-    low, high, _ = ephemeral_port_range()
-    host, port = udp.port_nobody_uses()
-    assert host == "127.0.0.1" and not low <= port <= high, (port, low, high)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((host, port), timeout=2).close()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # connected UDP hears the refusal
-        probe.connect((host, port))
-        probe.settimeout(2)
-        probe.send(b"anyone?")
-        with pytest.raises(ConnectionRefusedError):
-            probe.recv(16)
-
-
 def test_chance_range_narrows_with_more_pings():
     assert udp.chance_range(0.2, 60) == "With 60 pings, chance alone gives about 10% to 30% (in 95 % of runs)."
     assert udp.chance_range(0.2, 6000) == "With 6000 pings, chance alone gives about 19% to 21% (in 95 % of runs)."

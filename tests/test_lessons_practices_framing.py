@@ -4,7 +4,6 @@ printed conclusions following their measurements."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import pathlib
 import socket
 import struct
@@ -15,7 +14,6 @@ import warnings
 import nbformat
 import pytest
 
-from socketlessons.doctor import ipv6_available
 from socketlessons.framing import encode_frame, encode_request, recv_message, send_message
 from socketlessons.lessons.framing import (
     READERS,
@@ -431,19 +429,3 @@ def test_localhost_server_is_what_connecting_to_localhost_reaches(no_leaks):
             conn, _ = server_sock.accept()
             with conn:
                 assert conn.getpeername() == client.getsockname()
-
-
-@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback here")
-def test_holding_an_address_fails_only_when_someone_else_has_it(no_leaks):
-    """The guard behind localhost_server: a taken [::1]:P makes it draw another port."""
-    from socketlessons.lessons.practices import _hold
-
-    with socket.create_server(("::1", 0), family=socket.AF_INET6) as rival, contextlib.ExitStack() as held:
-        taken = rival.getsockname()[1]
-        assert _hold(held, "::1", taken) is False
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-            free = probe.getsockname()[1]
-        assert _hold(held, "::1", free) is True
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("::1", free), timeout=2).close()

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..doctor import ipv6_available
+from ._ports import closed_port, listener_alone_at_its_port
 
 __all__ = [
     "VERSION_NOTES",
@@ -85,20 +86,6 @@ def describe_addrinfo(infos: list[AddrInfo]) -> list[str]:
     return lines
 
 
-@contextlib.contextmanager
-def closed_port(host: str = "127.0.0.1") -> Iterator[tuple[str, int]]:
-    """Yield ``(host, port)`` where a TCP connect is refused, for as long as the block runs.
-
-    The port is reserved by a socket that is bound but never listens: no other program can take
-    it meanwhile (binding, closing and handing out the number would be a race), and a connect
-    to it is refused at once.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as holder:
-        holder.bind((host, 0))
-        yield holder.getsockname()[:2]
-
-
 # ---- dual stack -------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -140,30 +127,6 @@ def _try_connect(family: socket.AddressFamily, address: tuple[Any, ...],
         return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
-@contextlib.contextmanager
-def _v6_server_on_a_port_held_in_v4(dualstack: bool, attempts: int = 20) -> Iterator[socket.socket]:
-    """A listening ``[::1]:P`` server while ``127.0.0.1:P`` is held by a bound, non-listening socket.
-
-    IPv4 and IPv6 hand out port numbers independently, so ``127.0.0.1`` at the IPv6 server's port
-    may belong to anyone. Taking the IPv4 port first (port 0) and then asking for the same number
-    on ``::1`` makes "an IPv4 client at the same port is refused" true by construction. The IPv6
-    number may already be taken; then we try another, a bounded number of times.
-    """
-    last: OSError | None = None
-    for _ in range(attempts):
-        with closed_port("127.0.0.1") as (_, port):
-            try:
-                server = socket.create_server(("::1", port), family=socket.AF_INET6,
-                                              dualstack_ipv6=dualstack)
-            except OSError as exc:  # [::1]:port is someone else's: draw another number
-                last = exc
-                continue
-            with server:
-                yield server
-            return
-    raise OSError(f"no port was free on both 127.0.0.1 and ::1 after {attempts} tries") from last
-
-
 def dualstack_report() -> DualStackReport:
     """Run the dual-stack experiments on loopback and report what happened.
 
@@ -179,7 +142,7 @@ def dualstack_report() -> DualStackReport:
     if not ipv6_available():
         skipped = "skipped: no IPv6 here"
         return DualStackReport(has_ds, False, skipped, skipped, skipped)
-    with _v6_server_on_a_port_held_in_v4(dualstack=has_ds) as server:
+    with listener_alone_at_its_port("::1", ["127.0.0.1"], dualstack_ipv6=has_ds) as server:
         port = server.getsockname()[1]
         v6 = _try_connect(socket.AF_INET6, ("::1", port), server)
         v4 = _try_connect(socket.AF_INET, ("127.0.0.1", port), None)

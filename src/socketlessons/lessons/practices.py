@@ -34,7 +34,7 @@ from ..measure import Timing, summarize
 from ..resources import recording_resource_warnings
 from ..servers import SilentServer, TCPServer
 from ..servers._tcp import ConnectionStats
-from .server import address_in_use_errnos
+from ._ports import listener_alone_at_its_port
 
 __all__ = [
     "GuiDemo",
@@ -158,20 +158,6 @@ def watch(fn: Callable[[], Any], seconds: float) -> Watch:
     return w
 
 
-def _hold(stack: contextlib.ExitStack, host: str, port: int) -> bool:
-    """Bind a never-listening socket at ``(host, port)`` for the life of ``stack``.
-
-    False when someone else has that address; True when we hold it, or when the address does not
-    work here at all (no IPv6): then nobody can listen on it either.
-    """
-    try:
-        holder = stack.enter_context(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET))
-        holder.bind((host, port))
-    except OSError as exc:
-        return exc.errno not in address_in_use_errnos()
-    return True
-
-
 #: How long ``accept()`` on a ``localhost_server()`` may wait: the demo connects first, so it never should.
 LOCALHOST_ACCEPT_TIMEOUT_S = 5.0
 
@@ -187,18 +173,10 @@ def localhost_server(attempts: int = 20) -> Iterator[socket.socket]:
     at once and ``create_connection`` moves on to our server. If one of them is taken, we draw a
     new port (a bounded number of times). ``accept()`` gets a timeout, so it can never hang.
     """
-    others = {ai[4][0] for ai in socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)} - {"127.0.0.1"}
-    for _ in range(attempts):
-        server = socket.create_server(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        with contextlib.ExitStack() as held:
-            held.enter_context(server)
-            if not all(_hold(held, host, port) for host in sorted(others)):
-                continue  # someone else has this port on another address: close all, draw again
-            server.settimeout(LOCALHOST_ACCEPT_TIMEOUT_S)
-            yield server
-            return
-    raise OSError(f"no port was free on every address of localhost after {attempts} tries")
+    others = {ai[4][0] for ai in socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)}
+    with listener_alone_at_its_port("127.0.0.1", others, attempts=attempts) as server:
+        server.settimeout(LOCALHOST_ACCEPT_TIMEOUT_S)
+        yield server
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, poll: float = 0.005) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import random
 import socket
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 from ..load import percentile
 from ._panel import LessonPanel, PanelRun
+from ._ports import port_nobody_uses
 from ..measure import Point, Verdict, fit_affine
 from ..servers import UDPEchoServer
 
@@ -55,33 +55,6 @@ def udp_pair(host: str = "127.0.0.1") -> Iterator[tuple[socket.socket, socket.so
         rx.bind((host, 0))
         rx.settimeout(PROBE_WAIT_S)
         yield tx, rx
-
-
-def port_nobody_uses(host: str = "127.0.0.1", attempts: int = 50) -> tuple[str, int]:
-    """``(host, port)`` where no TCP or UDP socket is, and where none will appear by chance.
-
-    Binding port 0 and closing the socket again gives a free port, but only for a moment: port 0
-    hands that number to the next program that asks, and in a classroom thirty kernels ask all
-    the time. Our datagram would then land in another student's server. Port 0 only ever hands
-    out ports from the ephemeral range, so we pick a port *below* it and check that neither TCP
-    nor UDP uses it now. (Someone could still bind that exact number on purpose; no helper does.)
-    """
-    from .server import ephemeral_port_range
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    low, _, _ = ephemeral_port_range()
-    first = max(1024, low // 2)
-    draw = random.Random()
-    for _ in range(attempts):
-        port = draw.randrange(first, low) if low > first else 0
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as tcp, socket.socket(family, socket.SOCK_DGRAM) as udp:
-                tcp.bind((host, port))
-                udp.bind((host, tcp.getsockname()[1]))
-                return host, tcp.getsockname()[1]
-        except OSError:  # in use (or, on Windows, in an excluded range): draw again
-            continue
-    raise OSError(f"found no port free for both TCP and UDP on {host} in {attempts} tries")
 
 
 #: The largest UDP payload over IPv4 (65,535 - 8-byte UDP header - 20-byte IPv4 header).
