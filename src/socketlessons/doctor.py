@@ -129,6 +129,19 @@ def _check_fd_limit() -> Check:
     return Check("descriptor limit", "ok", detail)
 
 
+def _check_threads() -> Check:
+    from .resources import thread_room
+
+    room = thread_room()
+    if room.free is None:
+        return Check("threads", "ok", room.source)
+    detail = f"about {room.free:,} more can start ({room.source} {room.limit:,}, shared by every program here)"
+    if room.free < 2_000:
+        return Check("threads", "warn", detail,
+                     "lesson 03's thread-per-client demos will use fewer connections; a hub should raise pids.max")
+    return Check("threads", "ok", detail)
+
+
 def _check_timer() -> Check:
     info = time.get_clock_info("perf_counter")
     steps = []
@@ -167,5 +180,6 @@ def doctor() -> DoctorReport:
         checks.append(_check_loopback(socket.AF_INET6, "::1", "IPv6 loopback",
                                       "IPv6 is off here: lesson 07's IPv6 cells will say so and skip"))
         checks.append(_check_fd_limit())
+        checks.append(_check_threads())
     checks.extend([_check_timer(), _check_widgets()])
     return DoctorReport(tuple(checks))

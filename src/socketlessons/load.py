@@ -184,7 +184,13 @@ def _run_in_thread(coro_factory: Callable[[asyncio.AbstractEventLoop], object], 
             asyncio.set_event_loop(None)
             loop.close()
 
-    call = BackgroundCall(main, name="socketlessons-load").start()
+    try:
+        call = BackgroundCall(main, name="socketlessons-load").start()
+    except RuntimeError as exc:  # "can't start new thread"
+        loop.close()
+        raise RuntimeError(f"could not start the clients' thread ({exc}): the machine has no thread to spare "
+                           "(socketlessons.resources.thread_room() says which limit); shut down kernels you "
+                           "no longer use, or ask for fewer connections") from None
     try:
         call.join(deadline_s)
     except KeyboardInterrupt:  # the learner pressed stop: cancel the run, then re-raise

@@ -7,6 +7,7 @@ on a platform it does not support we fall back to ``/proc/self/fd`` or report ``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import sys
@@ -14,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-__all__ = ["open_descriptors", "recording_resource_warnings", "thread_count"]
+__all__ = ["ThreadRoom", "open_descriptors", "recording_resource_warnings", "thread_count", "thread_room"]
 
 
 def open_descriptors() -> int | None:
@@ -35,6 +36,82 @@ def open_descriptors() -> int | None:
 def thread_count() -> int:
     """Python threads alive in this process (``threading.active_count()``)."""
     return threading.active_count()
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadRoom:
+    """How many more threads could start on this machine, and which limit says so.
+
+    Every thread takes an ID from a pool the whole machine (or container) shares: Linux's
+    ``kernel.pid_max`` (32,768 on many systems), ``kernel.threads-max``, a container's cgroup
+    ``pids.max``, the user's ``RLIMIT_NPROC``. A thread-per-connection server with thousands of
+    connections spends that pool for every student on a classroom host.
+    """
+
+    free: int | None  # about how many more threads could start; None: unknown here
+    limit: int | None
+    source: str
+
+    def __str__(self) -> str:
+        if self.free is None:
+            return f"threads: no limit known ({self.source})"
+        return f"threads: about {self.free:,} more can start here ({self.source}: {self.limit:,})"
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None  # "max" (no limit) reads as None
+
+
+def thread_room() -> ThreadRoom:
+    """The tightest of the thread limits this machine has, and the room left under it (Linux).
+
+    Usage is counted conservatively: ``/proc/loadavg`` gives every thread on the machine, which
+    stands in for this user's (RLIMIT_NPROC) and this container's counts when those are unknown.
+    """
+    if not sys.platform.startswith("linux"):
+        return ThreadRoom(None, None, "only read on Linux; other systems refuse a new thread when full")
+    loadavg = _read_int_field("/proc/loadavg", 3)
+    everyone = loadavg if loadavg is not None else 0
+    candidates: list[tuple[int, int, str]] = []  # (free, limit, source)
+    for path, name in (("/proc/sys/kernel/pid_max", "kernel.pid_max"),
+                       ("/proc/sys/kernel/threads-max", "kernel.threads-max")):
+        limit = _read_int(path)
+        if limit is not None:
+            candidates.append((limit - everyone, limit, name))
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids"):  # cgroup v2, then v1
+        limit = _read_int(f"{base}/pids.max")
+        if limit is not None:
+            used = _read_int(f"{base}/pids.current")
+            candidates.append((limit - (used if used is not None else everyone), limit, "cgroup pids.max"))
+            break
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if soft != resource.RLIM_INFINITY:
+            candidates.append((soft - everyone, soft, "ulimit -u (RLIMIT_NPROC)"))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    if not candidates:
+        return ThreadRoom(None, None, "no limit readable")
+    free, limit, source = min(candidates)
+    return ThreadRoom(max(free, 0), limit, source)
+
+
+def _read_int_field(path: str, index: int) -> int | None:
+    """``/proc/loadavg``'s 4th field is "running/total" scheduling entities: the total, here."""
+    try:
+        with open(path) as f:
+            field = f.read().split()[index]
+    except (OSError, IndexError):
+        return None
+    total = field.split("/")[-1]
+    return int(total) if total.isdigit() else None
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from typing import Any
 from ..load import IdleConnections, LoadResult, open_connections, percentile, run_load
 from ._panel import LessonPanel, PanelRun
 from ..measure import Growth, Point, compare, fit_growth
+from ..resources import thread_room
 from ..servers._base import ServerEvent
 from ..servers._loops import LOOP_SERVERS, LoopServer, Work
 
@@ -242,6 +243,7 @@ class IdleCost:
     threads_added: int
     open_s: float
     active: LoadResult | None
+    note: str = ""  # why fewer connections than asked for were opened, if so
 
     @property
     def p99_ms(self) -> float:
@@ -257,7 +259,28 @@ class IdleCost:
         if self.active:
             text += (f"; {len(self.active.clients)} active clients meanwhile: median "
                      f"{self.active.latency_ms(50):.2f} ms, p99 {self.p99_ms:.2f} ms")
-        return text + (f"; {self.failed} failed" if self.failed else "")
+        text += f"; {self.failed} failed" if self.failed else ""
+        return text + (f" ({self.note})" if self.note else "")
+
+
+#: The share of the machine's free threads one lesson demo may take. Threads come from a pool
+#: every kernel on the host shares (kernel.pid_max, a container's pids.max): the classroom test
+#: with 30 kernels of 2,000 threads each ran a 32,768-thread host dry.
+THREAD_SHARE = 40
+
+
+def threads_to_spare(wanted: int) -> tuple[int, str]:
+    """How many of ``wanted`` threads a demo may start here, and why fewer, if fewer."""
+    room = thread_room()
+    if room.free is None:
+        return wanted, ""
+    allowed = max(100, room.free // THREAD_SHARE)
+    if wanted <= allowed:
+        return wanted, ""
+    return allowed, (f"{allowed:,} of the {wanted:,} asked: each connection is an operating-system "
+                     f"thread, from one pool the whole machine shares ({room.source} {room.limit:,}, "
+                     f"{room.free:,} free); a lesson takes at most 1/{THREAD_SHARE} of it, so a class "
+                     "on one host cannot run it dry")
 
 
 def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeout: float = 60.0,
@@ -268,6 +291,9 @@ def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeou
     mode that is this kernel (so it includes the idle clients' sockets, which cost the same for
     every server); in ``mode="process"`` it is the server's own process only.
     """
+    note = ""
+    if kind == "threaded":  # in process mode too: the pool is the machine's
+        n, note = threads_to_spare(n)
     gc.collect()
     with _server(kind, 0.0, "sleep", mode=mode) as server:  # type: ignore[arg-type]
         pid = server._process.process.pid if mode == "process" else None
@@ -283,7 +309,7 @@ def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeou
             held = server.connections if mode == "thread" else len(idle)
             result = run_load(server.address, active, requests=requests, timeout=timeout) if active else None
     return IdleCost(kind, n, held, idle.failed, (rss1 - rss0) / max(held, 1), threads1 - threads0,
-                    idle.seconds, result)
+                    idle.seconds, result, note)
 
 
 def platform_note() -> str:

@@ -167,6 +167,8 @@ class LoopbackServer(abc.ABC):
         self.family = family_of(self.host)
         self.events: collections.deque[ServerEvent] = collections.deque(maxlen=MAX_EVENTS)
         self.errors: list[ServerError] = []
+        #: connections closed at once because the operating system refused a thread for them
+        self.turned_away = 0
         self._label = name or f"{self.kind}-{next(_counter)}"
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -328,6 +330,23 @@ class LoopbackServer(abc.ABC):
             self.errors.append(err)
         _unreported.append(err)
         self._record("error", conn, 0, err.error)
+
+    def _spawn_for_connection(self, target: Any, conn_id: int, conn: socket.socket, *args: Any) -> bool:
+        """Start the thread serving one connection; if the OS refuses a thread, close the
+        connection, count it in ``turned_away`` and keep one error (not one per connection)."""
+        try:
+            self._spawn(target, f"{self._label}-conn{conn_id}", *args)
+            return True
+        except RuntimeError as exc:  # "can't start new thread": the price of a thread per connection
+            conn.close()
+            self.turned_away += 1
+            self._record("refused", conn_id, 0, "no thread")
+            if self.turned_away == 1:
+                self._keep_error(conn_id, RuntimeError(
+                    f"{exc}: the operating system refused a thread for this connection, so it was closed "
+                    "(threads come from one pool the whole machine shares: see "
+                    "socketlessons.resources.thread_room()); later ones are only counted, in .turned_away"))
+            return False
 
     def _serve_guarded(self) -> None:
         try:

@@ -322,14 +322,10 @@ class ThreadedServer(LoopServer):
             self._conns[cid] = conn
         if len(self._threads) > 64:  # forget finished threads (bounded list)
             self._threads = [t for t in self._threads if t.is_alive()]
-        try:
-            self._spawn(self._run, f"{self._label}-conn{cid}", cid, conn)
-        except RuntimeError as exc:  # "can't start new thread": the cost of this design
+        if not self._spawn_for_connection(self._run, cid, conn, cid, conn):
             with self._lock:
                 self._conns.pop(cid, None)
-            conn.close()
             self._closed(cid)
-            self._keep_error(cid, exc)
 
     def _run(self, cid: int, conn: socket.socket) -> None:
         try:

@@ -135,7 +135,9 @@ class TCPServer(LoopbackServer):
         self.stats.append(stats)
         self._record("accept", cid, 0, f"{peer[0]}:{peer[1]}")
         self._threads = [t for t in self._threads if t.is_alive()]
-        self._spawn(self._run_connection, f"{self._label}-conn{cid}", conn, stats)
+        if not self._spawn_for_connection(self._run_connection, cid, conn, conn, stats):
+            with self._lock:
+                self._conns.pop(cid, None)
 
     def _run_connection(self, conn: socket.socket, stats: ConnectionStats) -> None:
         how = "close"
