@@ -58,13 +58,16 @@ class ThreadRoom:
         return f"threads: about {self.free:,} more can start here ({self.source}: {self.limit:,})"
 
 
-def _read_int(path: str) -> int | None:
+def _read_count(path: str, field: int = 0) -> int | None:
+    """Whitespace-separated ``field`` of a /proc or /sys file as an int; None if absent or "max".
+
+    A field like ``/proc/loadavg``'s "running/total" gives its last part, the total."""
     try:
         with open(path) as f:
-            text = f.read().split()[0]
+            text = f.read().split()[field].split("/")[-1]
     except (OSError, IndexError):
         return None
-    return int(text) if text.isdigit() else None  # "max" (no limit) reads as None
+    return int(text) if text.isdigit() else None
 
 
 def thread_room() -> ThreadRoom:
@@ -75,18 +78,17 @@ def thread_room() -> ThreadRoom:
     """
     if not sys.platform.startswith("linux"):
         return ThreadRoom(None, None, "only read on Linux; other systems refuse a new thread when full")
-    loadavg = _read_int_field("/proc/loadavg", 3)
-    everyone = loadavg if loadavg is not None else 0
+    everyone = _read_count("/proc/loadavg", 3) or 0  # every thread on the machine
     candidates: list[tuple[int, int, str]] = []  # (free, limit, source)
     for path, name in (("/proc/sys/kernel/pid_max", "kernel.pid_max"),
                        ("/proc/sys/kernel/threads-max", "kernel.threads-max")):
-        limit = _read_int(path)
+        limit = _read_count(path)
         if limit is not None:
             candidates.append((limit - everyone, limit, name))
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids"):  # cgroup v2, then v1
-        limit = _read_int(f"{base}/pids.max")
+        limit = _read_count(f"{base}/pids.max")
         if limit is not None:
-            used = _read_int(f"{base}/pids.current")
+            used = _read_count(f"{base}/pids.current")
             candidates.append((limit - (used if used is not None else everyone), limit, "cgroup pids.max"))
             break
     try:
@@ -101,17 +103,6 @@ def thread_room() -> ThreadRoom:
         return ThreadRoom(None, None, "no limit readable")
     free, limit, source = min(candidates)
     return ThreadRoom(max(free, 0), limit, source)
-
-
-def _read_int_field(path: str, index: int) -> int | None:
-    """``/proc/loadavg``'s 4th field is "running/total" scheduling entities: the total, here."""
-    try:
-        with open(path) as f:
-            field = f.read().split()[index]
-    except (OSError, IndexError):
-        return None
-    total = field.split("/")[-1]
-    return int(total) if total.isdigit() else None
 
 
 @contextlib.contextmanager
