@@ -237,7 +237,7 @@ class LivePlot:
                 display(self.output)
                 self._publish()
             else:
-                self._handle = display(self._image(), display_id=True)
+                self._handle = display(self.snapshot(), display_id=True)
         return self
 
     def add(self, point: Point) -> None:
@@ -291,6 +291,12 @@ class LivePlot:
     def _repr_png_(self) -> bytes:
         return self.png()
 
+    def snapshot(self) -> Any:
+        """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
+        from IPython.display import Image
+
+        return Image(data=self.png(), format="png")
+
     # ---- internals ----------------------------------------------------------------------------
 
     def _draw(self) -> None:
@@ -300,10 +306,6 @@ class LivePlot:
         self._last_draw = time.monotonic()
         self.redraws += 1
 
-    def _image(self) -> Any:
-        from IPython.display import Image
-
-        return Image(data=to_png(self.figure), format="png")
 
     def _publish(self) -> None:
         if self.output is not None:
@@ -314,7 +316,7 @@ class LivePlot:
                 "metadata": {},
             },)
         elif self._handle is not None:
-            self._handle.update(self._image())
+            self._handle.update(self.snapshot())
 
 
 # ---- sequence diagram -------------------------------------------------------------------------

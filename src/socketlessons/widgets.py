@@ -385,9 +385,7 @@ class SweepPanel(widgets.VBox):
 
     def snapshot(self) -> Any:
         """The current figure as a static PNG (``IPython.display.Image``)."""
-        from IPython.display import Image
-
-        return Image(data=self.plot.png(), format="png")
+        return self.plot.snapshot()
 
     # ---- internals ----------------------------------------------------------------------------
 

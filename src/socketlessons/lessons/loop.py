@@ -406,9 +406,7 @@ class LoopPanel(LessonPanel):
 
     def snapshot(self) -> Any:
         """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
-        from IPython.display import Image
-
-        return Image(data=self.plot.png(), format="png")
+        return self.plot.snapshot()
 
     def _worker(self, ns: list[int]) -> None:
         import html
