@@ -26,7 +26,8 @@ import sys
 import time
 
 from _common import RESULTS, command, machine, markdown_table
-from socketlessons.lessons.loop import idle_cost, raise_fd_limit
+
+from socketlessons.lessons.l03_server_loop import idle_cost, raise_fd_limit
 from socketlessons.load import run_load
 from socketlessons.servers._loops import LOOP_SERVERS
 

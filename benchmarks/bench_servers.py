@@ -32,7 +32,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from _common import interleave, paired_ratio, report, row, summarize, verdict
-from socketlessons import DribbleServer, EchoServer, SilentServer, SinkServer, UDPEchoServer
+
+from socketlessons import (
+    DribbleServer,
+    EchoServer,
+    SilentServer,
+    SinkServer,
+    UDPEchoServer,
+)
 
 CHUNK = 256 * 1024  # the client's sendall size and the raw receiver's buffer, as in SinkServer
 RAW_ECHO_BUFSIZE = 64 * 1024  # what a hand-written echo typically passes to recv()

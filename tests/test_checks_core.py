@@ -7,7 +7,14 @@ import socket
 import pytest
 
 from socketlessons import SilentServer
-from socketlessons.checks import CheckResult, call, checker, expect, is_stub, show_solution
+from socketlessons.checks import (
+    CheckResult,
+    call,
+    checker,
+    expect,
+    is_stub,
+    show_solution,
+)
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -39,7 +39,13 @@ import pytest
 from socketlessons.resources import open_descriptors, thread_count
 
 from .conftest import settle
-from .jupyter_harness import LessonError, LessonKernel, copy_notebooks, lesson_id, lessons
+from .jupyter_harness import (
+    LessonError,
+    LessonKernel,
+    copy_notebooks,
+    lesson_id,
+    lessons,
+)
 
 #: Kernels per lesson, and kernels running at once. On 2 cores, 8 keeps the whole course under
 #: about 6 minutes; a teacher sizing a hub can raise it (SOCKETLESSONS_CLASSROOM_KERNELS=30).

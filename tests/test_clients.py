@@ -10,7 +10,12 @@ import pytest
 
 import socketlessons
 from socketlessons import DribbleServer, EchoServer, LoopbackOnlyError, SilentServer
-from socketlessons.clients import BackgroundServer, drive, serve_in_background, start_clients
+from socketlessons.clients import (
+    BackgroundServer,
+    drive,
+    serve_in_background,
+    start_clients,
+)
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -7,7 +7,13 @@ import threading
 import pytest
 
 from socketlessons import EchoServer, SilentServer
-from socketlessons.load import MAX_CLIENTS, make_payload, open_connections, percentile, run_load
+from socketlessons.load import (
+    MAX_CLIENTS,
+    make_payload,
+    open_connections,
+    percentile,
+    run_load,
+)
 from socketlessons.resources import open_descriptors, thread_count
 from socketlessons.servers._loops import AsyncioServer
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from socketlessons.lessons.loop import max_concurrency, service_intervals
+from socketlessons.lessons.l03_server_loop import max_concurrency, service_intervals
 from socketlessons.load import run_load
 from socketlessons.servers._loops import (
     LOOP_SERVERS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import tomllib
 
 import pytest
+import tomllib
 import yaml
 
 import socketlessons

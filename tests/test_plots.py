@@ -7,7 +7,14 @@ import pytest
 from matplotlib.figure import Figure
 
 from socketlessons.measure import Point, fit_affine, fit_growth, summarize
-from socketlessons.plots import PALETTE, LivePlot, fit_label, plot_points, sequence_diagram, style_for
+from socketlessons.plots import (
+    PALETTE,
+    LivePlot,
+    fit_label,
+    plot_points,
+    sequence_diagram,
+    style_for,
+)
 from socketlessons.trace import TraceEvent
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -134,3 +141,18 @@ def test_sequence_diagram_marks_local_calls_instead_of_arrows():
     assert len(arrows) == 1  # the recv; settimeout is a dot on the client lane
     texts = [t.get_text() for t in ax.texts]
     assert "settimeout" in texts and "recv(8) → EOF (0 B)" in texts
+
+
+def _points(xs, ys, series="", extra=None):
+    return [Point(x, y, y, y, 5, series, dict(extra(x)) if extra else {}) for x, y in zip(xs, ys)]
+
+
+def test_from_zero_starts_the_time_axis_at_zero():
+    from socketlessons.lessons._figures import from_zero
+
+    shown = from_zero(_points([1, 8, 64], [8_000, 8_100, 7_900], series="s"), title="t", xlabel="n",
+                      ylabel="µs", fits={"s": fit_growth([1, 8, 64], [8_000, 8_100, 7_900])})
+    assert shown.figure.axes[0].get_ylim()[0] == 0
+    assert shown._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="run the sweep"):
+        from_zero([], title="t", xlabel="n", ylabel="µs")

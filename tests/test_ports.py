@@ -9,8 +9,13 @@ import socket
 import pytest
 
 from socketlessons.doctor import ipv6_available
-from socketlessons.lessons._ports import _hold, closed_port, listener_alone_at_its_port, port_nobody_uses
-from socketlessons.lessons.server import ephemeral_port_range
+from socketlessons.lessons._ports import (
+    _hold,
+    closed_port,
+    listener_alone_at_its_port,
+    port_nobody_uses,
+)
+from socketlessons.lessons.l02_server import ephemeral_port_range
 
 needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this host")
 

@@ -19,7 +19,14 @@ import pathlib
 
 import pytest
 
-from .jupyter_harness import LessonKernel, LessonRun, code_cells, copy_notebooks, lesson_id, lessons
+from .jupyter_harness import (
+    LessonKernel,
+    LessonRun,
+    code_cells,
+    copy_notebooks,
+    lesson_id,
+    lessons,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 
 from socketlessons import EchoServer
 from socketlessons.errors import ServerWarning
-from socketlessons.lessons import loop
+from socketlessons.lessons.l03_server_loop import demos as loop
 from socketlessons.load import run_load
 from socketlessons.resources import thread_room
 from socketlessons.servers._loops import ThreadedServer

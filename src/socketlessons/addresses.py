@@ -10,10 +10,13 @@ off, ``localhost`` can resolve to ``::1`` and then fail to bind (docker/for-linu
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
+import sys
 
-__all__ = ["IPV4_LOOPBACK", "IPV6_LOOPBACK", "check_loopback_host", "check_port", "family_of"]
+__all__ = ["IPV4_LOOPBACK", "IPV6_LOOPBACK", "address_in_use_errnos", "check_loopback_host", "check_port",
+           "ephemeral_port_range", "family_of"]
 
 IPV4_LOOPBACK = "127.0.0.1"
 IPV6_LOOPBACK = "::1"
@@ -62,3 +65,29 @@ def check_port(port: int) -> int:
 def family_of(host: str) -> socket.AddressFamily:
     """AF_INET or AF_INET6 for a literal address."""
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def ephemeral_port_range() -> tuple[int, int, str]:
+    """``(low, high, where this came from)``: the range ``bind(port 0)`` picks ports from."""
+    path = "/proc/sys/net/ipv4/ip_local_port_range"
+    if sys.platform.startswith("linux"):
+        try:
+            with open(path) as f:
+                lo, hi = (int(v) for v in f.read().split())
+            return lo, hi, f"read from {path}"
+        except (OSError, ValueError):
+            pass
+        return 32768, 60999, "Linux's default (could not read /proc)"
+    if sys.platform == "darwin":
+        return 49152, 65535, "macOS's default (sysctl net.inet.ip.portrange.first / .last)"
+    if sys.platform == "win32":
+        return 49152, 65535, "Windows' default (netsh int ipv4 show dynamicport tcp)"
+    return 49152, 65535, "the IANA suggestion (RFC 6335); your system may differ"
+
+
+def address_in_use_errnos() -> set[int]:
+    """The errno values meaning "Address already in use" here (EADDRINUSE; WSAEADDRINUSE on Windows)."""
+    codes = {errno.EADDRINUSE}
+    if hasattr(errno, "WSAEADDRINUSE"):
+        codes.add(errno.WSAEADDRINUSE)
+    return codes

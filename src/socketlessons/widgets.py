@@ -55,7 +55,17 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import TraitError, validate
 
-from .measure import DEFAULT_REPEATS, Affine, Growth, Point, Verdict, compare, fit_affine, fit_growth, sweep
+from .measure import (
+    DEFAULT_REPEATS,
+    Affine,
+    Growth,
+    Point,
+    Verdict,
+    compare,
+    fit_affine,
+    fit_growth,
+    sweep,
+)
 from .plots import LivePlot, format_bytes
 
 __all__ = [

@@ -1,14 +1,13 @@
 """Reference solutions: shown only on request, and run by the tests against every checker.
 
-The references live in ``socketlessons.solutions.lessonNN`` as plain functions named after
-their exercise. ``show_solution(name)`` displays one's source; ``solution(name)`` returns it.
+The references live in each lesson's package (``socketlessons.lessons.l01_client.solutions``
+…) as plain functions named after their exercise. ``show_solution(name)`` displays one's source; ``solution(name)`` returns it.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +15,9 @@ __all__ = ["show_solution", "solution"]
 
 
 def _modules() -> list[Any]:
-    from .. import solutions
+    from .. import lessons
 
-    return [importlib.import_module(f"{solutions.__name__}.{m.name}")
-            for m in pkgutil.iter_modules(solutions.__path__) if not m.name.startswith("_")]
+    return [importlib.import_module(f"{lessons.__name__}.{name}.solutions") for name in lessons.LESSONS]
 
 
 def solution(name: str) -> Callable[..., Any]:

@@ -23,7 +23,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .server import address_in_use_errnos, ephemeral_port_range
+from ..addresses import address_in_use_errnos, ephemeral_port_range
 
 __all__ = ["closed_port", "listener_alone_at_its_port", "port_nobody_uses"]
 

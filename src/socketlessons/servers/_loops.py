@@ -19,7 +19,7 @@ All follow the server contract of ``_base``: loopback, port 0, fast idempotent `
 wake-up socket pair (or ``call_soon_threadsafe`` for asyncio), names that replace, errors kept.
 With ``trace=True`` each server records ``accept``, ``recv`` (a request arrived), ``send`` (its
 reply went out) and ``close`` events, from which ``service_intervals`` in
-``socketlessons.lessons.loop`` shows who was served when.
+``socketlessons.lessons.l03_server_loop`` shows who was served when.
 
 Used in 03_server_loop.
 """

@@ -14,8 +14,8 @@ use anyway, and forking a kernel with running threads is unsafe.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import multiprocessing.connection
+import os
 import warnings
 from typing import Any
 

@@ -1,0 +1,16 @@
+"""Lesson 01 · The TCP client (``notebooks/01_client.ipynb``): everything specific to that lesson.
+
+- ``demos``: the helpers its cells use (servers that play the other side, timers, verdicts);
+- ``checks``: the checkers of its exercises;
+- ``solutions``: their reference solutions (``show_solution(name)`` shows one).
+
+The notebook imports from this package: ``from socketlessons.lessons.l01_client import …``.
+Its tests are ``tests/lessons/test_l01_client*.py``.
+"""
+
+from .checks import *  # noqa: F403
+from .checks import __all__ as _checks
+from .demos import *  # noqa: F403
+from .demos import __all__ as _demos
+
+__all__ = [*_demos, *_checks]

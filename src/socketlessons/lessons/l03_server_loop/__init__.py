@@ -1,0 +1,16 @@
+"""Lesson 03 · The server loop (``notebooks/03_server_loop.ipynb``): everything specific to that lesson.
+
+- ``demos``: the helpers its cells use (servers that play the other side, timers, verdicts);
+- ``checks``: the checkers of its exercises;
+- ``solutions``: their reference solutions (``show_solution(name)`` shows one).
+
+The notebook imports from this package: ``from socketlessons.lessons.l03_server_loop import …``.
+Its tests are ``tests/lessons/test_l03_server_loop*.py``.
+"""
+
+from .checks import *  # noqa: F403
+from .checks import __all__ as _checks
+from .demos import *  # noqa: F403
+from .demos import __all__ as _demos
+
+__all__ = [*_demos, *_checks]

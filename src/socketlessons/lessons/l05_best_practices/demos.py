@@ -1,0 +1,398 @@
+"""Helpers of lesson 05 (best practices): a slow server, a watchdog, leak and GUI probes.
+
+What lesson 05 shows needs a few things no other lesson does:
+
+* ``SlowEchoServer``: echoes after a delay, like a far-away server; with ``serial=True`` it
+  serves one client at a time, like the reference's synchronous server loop;
+* ``watch(fn, seconds)``: run a call that may never return in a daemon thread and report
+  whether it is still waiting (the "hangs forever" demo, without hanging the kernel);
+* ``resource_warnings_visible()`` and ``recording_resource_warnings()``: the kernel hides
+  ``ResourceWarning`` by default; these show the filter and catch the warnings;
+* ``localhost_server()``: ``create_server(("127.0.0.1", 0))`` that no ``connect("localhost")``
+  can miss, even when ``localhost`` also means ``::1`` and another kernel listens there;
+* ``GuiDemo``: three buttons fetching from a slow server, blocking the kernel or handing the
+  work to a thread or to asyncio; each click measures how long the kernel was kept busy;
+* verdict functions that turn measured numbers into the sentence the notebook prints.
+
+Used in 05_best_practices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from ...background_call import BackgroundCall
+from ...framing import recv_up_to
+from ...measure import Timing, summarize
+from ...resources import recording_resource_warnings
+from ...servers import SilentServer, TCPServer
+from ...servers._tcp import ConnectionStats
+from .._ports import listener_alone_at_its_port
+
+__all__ = [
+    "GuiDemo",
+    "HangingServer",
+    "clients_timing",
+    "fetch_async",
+    "run_async",
+    "wait_until",
+    "SlowEchoServer",
+    "Watch",
+    "concurrency_verdict",
+    "fetch_blocking",
+    "localhost_server",
+    "gui_verdict",
+    "recording_resource_warnings",
+    "resource_warnings_visible",
+    "watch",
+]
+
+#: How long a serial server's waiting connection thread sleeps between checks for its turn or
+#: for stop(): short, so stop() stays fast; only waiting threads pay it.
+_TURN_POLL_S = 0.02
+
+
+class SlowEchoServer(TCPServer):
+    """Echoes each piece it receives ``delay`` seconds later, like a server far away.
+
+    Args:
+        delay: seconds between receiving a piece and echoing it (0 to 10).
+        serial: serve one connection at a time (the others wait, connected but unserved),
+            like the reference's ``while True: accept(); handle()`` loop.
+
+    ``max_concurrent`` reports the most requests in progress at the same moment (received,
+    echo not yet due).
+    """
+
+    kind = "slow-echo"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, delay: float = 0.05,
+                 serial: bool = False, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        if not 0 <= delay <= 10:
+            raise ValueError(f"delay must be between 0 and 10 seconds, got {delay!r}")
+        self.delay, self.serial = delay, serial
+        self.max_concurrent = 0
+        self._serving = 0
+        self._turn = threading.Lock()
+        self._count_lock = threading.Lock()
+
+    def _settings(self) -> dict[str, Any]:
+        return {**super()._settings(), "delay": self.delay, "serial": self.serial}
+
+    def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        if self.serial:
+            while not self._turn.acquire(timeout=_TURN_POLL_S):
+                if self._stopping.is_set():
+                    return
+        try:
+            while data := self._recv(conn, stats):
+                # counted from receiving a piece until its echo is due, and uncounted BEFORE
+                # the echo leaves: a client that got its reply can never still be counted
+                # when the next one-after-another client arrives
+                with self._count_lock:
+                    self._serving += 1
+                    self.max_concurrent = max(self.max_concurrent, self._serving)
+                try:
+                    stopping = self._stopping.wait(self.delay)  # stop() cuts the delay short
+                finally:
+                    with self._count_lock:
+                        self._serving -= 1
+                if stopping:
+                    return
+                self._send(conn, stats, data)
+        finally:
+            if self.serial:
+                self._turn.release()
+
+
+class HangingServer(SilentServer):
+    """Never answers and never closes, not even after the client's half-close.
+
+    ``SilentServer`` closes when the client says "done" (``shutdown(SHUT_WR)``); this one
+    keeps the connection open until it is stopped: only a timeout gets a client out.
+    """
+
+    kind = "hanging"
+
+    def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        super().handle(conn, stats)  # read and discard until the client's EOF
+        self._stopping.wait()  # then hold the connection open; stop() sets the event
+
+
+# ---- a call that may never return -------------------------------------------------------------
+
+
+class Watch(BackgroundCall):
+    """A call running in a daemon thread: is it still waiting, and what did it return?"""
+
+    @property
+    def still_waiting(self) -> bool:
+        return self.still_running
+
+    @property
+    def result(self) -> Any:
+        return self.value
+
+    def join(self, timeout: float = 2.0) -> bool:
+        """Wait (bounded) for the call to finish; True if it did."""
+        return super().join(timeout)
+
+
+def watch(fn: Callable[[], Any], seconds: float) -> Watch:
+    """Run ``fn()`` in a daemon thread and wait at most ``seconds`` for it.
+
+    The kernel stays free: if ``fn`` never returns, the thread keeps waiting (wake it by closing
+    what it waits on, e.g. stopping the server) and ``still_waiting`` says so. What ``fn`` raised
+    is kept in ``error`` for the notebook to show, never printed from the thread.
+    """
+    w = Watch(fn, name="socketlessons-watch").start()
+    w.join(seconds)
+    return w
+
+
+#: How long ``accept()`` on a ``localhost_server()`` may wait: the demo connects first, so it never should.
+LOCALHOST_ACCEPT_TIMEOUT_S = 5.0
+
+
+@contextlib.contextmanager
+def localhost_server(attempts: int = 20) -> Iterator[socket.socket]:
+    """``socket.create_server(("127.0.0.1", 0))``, with every other address of ``localhost`` held.
+
+    ``create_connection(("localhost", port))`` tries each address ``localhost`` resolves to, often
+    ``::1`` first. IPv4 and IPv6 hand out port numbers separately, so in a classroom another
+    kernel may be listening on ``[::1]`` at this very number, and the demo would talk to it. We
+    bind (and never listen on) each other address at the same port: connecting there is refused
+    at once and ``create_connection`` moves on to our server. If one of them is taken, we draw a
+    new port (a bounded number of times). ``accept()`` gets a timeout, so it can never hang.
+    """
+    others = {ai[4][0] for ai in socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)}
+    with listener_alone_at_its_port("127.0.0.1", others, attempts=attempts) as server:
+        server.settimeout(LOCALHOST_ACCEPT_TIMEOUT_S)
+        yield server
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, poll: float = 0.005) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value.
+
+    For things another thread finishes a moment later (a server noticing a closed connection).
+    """
+    deadline = time.monotonic() + timeout
+    while not (ok := bool(predicate())) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return ok
+
+
+# ---- ResourceWarning --------------------------------------------------------------------------
+
+
+def resource_warnings_visible() -> bool:
+    """Would an unclosed socket's ``ResourceWarning`` be shown under the current filters?"""
+    for action, message, category, module, _lineno in warnings.filters:
+        if issubclass(ResourceWarning, category) and (message is None or message.match("unclosed")) \
+                and (module is None or module.match("socket")):
+            return action != "ignore"
+    return True  # no filter matches: Python's default action shows it
+
+
+# ---- blocking in a GUI callback ---------------------------------------------------------------
+
+
+def fetch_blocking(address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    """One request to an echo server, waiting for the whole reply (bounded by ``timeout``)."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(payload)
+        return recv_up_to(sock, len(payload))
+
+
+async def fetch_async(address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    """The same request with asyncio streams: waits without blocking the event loop."""
+    async def exchange() -> bytes:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(payload)
+            await writer.drain()
+            return await reader.readexactly(len(payload))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    return await asyncio.wait_for(exchange(), timeout)
+
+
+T = TypeVar("T")
+#: Longest a helper waits for a coroutine run in its own thread.
+RUN_ASYNC_TIMEOUT_S = 30.0
+
+
+def run_async(make_coro: Callable[[], Awaitable[T]], timeout: float = RUN_ASYNC_TIMEOUT_S) -> T:
+    """Run ``make_coro()`` in a fresh event loop in a helper thread; wait (bounded) for it.
+
+    In a notebook cell, prefer top-level ``await``: the kernel's own loop is already running,
+    so ``asyncio.run()`` fails there. This helper is for code that is not a coroutine itself
+    (a sweep's op, a widget's worker thread).
+    """
+    call = BackgroundCall(lambda: asyncio.run(make_coro()), name="socketlessons-async").start()  # type: ignore[arg-type]
+    if not call.join(timeout):
+        raise TimeoutError(f"the coroutine did not finish within {timeout:g} s")
+    return call.outcome()  # type: ignore[no-any-return]
+
+
+async def _clients(address: tuple[str, int], n: int, at_once: bool, payload: bytes) -> None:
+    if at_once:
+        await asyncio.gather(*(fetch_async(address, payload) for _ in range(n)))
+    else:
+        for _ in range(n):
+            await fetch_async(address, payload)
+
+
+def clients_timing(address: tuple[str, int], n: int, *, at_once: bool, repeats: int = 3, warmup: int = 1,
+                   payload: bytes = b"ping") -> Timing:
+    """Wall time for ``n`` clients, each one request, all at once or one after another.
+
+    Each client opens its own connection (asyncio streams), sends ``payload``, reads the echo
+    and closes. Returns a ``Timing`` of ``repeats`` runs (for ``measure.sweep``).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of clients, got {n!r}")
+    samples = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter_ns()
+        run_async(lambda: _clients(address, n, at_once, payload))
+        if i >= warmup:  # the first run pays for imports, thread and loop start-up
+            samples.append(time.perf_counter_ns() - t0)
+    return summarize(samples)
+
+
+MODES = ("blocking", "thread", "asyncio")
+
+
+class GuiDemo:
+    """Three buttons that fetch from a slow server: blocking, in a thread, with asyncio.
+
+    Each click records ``busy_s[mode]``, how long the callback kept the kernel busy (while a
+    callback runs, the kernel handles no other click, slider or cell), and ``reply_s[mode]``,
+    how long the reply took to arrive. A "ping" button counts clicks: click it while a
+    blocking fetch runs and watch the count stall.
+
+    Headless (tests, nbmake): ``demo.click("thread")`` does what a click does;
+    ``await demo.finished("asyncio")`` waits (bounded) for the background work.
+    """
+
+    def __init__(self, address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0) -> None:
+        import ipywidgets as w
+
+        self.address, self.payload, self.timeout = address, payload, timeout
+        self.busy_s: dict[str, float] = {}
+        self.reply_s: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self._done = {mode: threading.Event() for mode in MODES}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.buttons = {mode: w.Button(description=f"fetch ({mode})") for mode in MODES}
+        for mode, button in self.buttons.items():
+            button.on_click(lambda _b, mode=mode: self._clicked(mode))
+        self.pings = 0
+        self.ping_button = w.Button(description="ping: 0", button_style="info")
+        self.ping_button.on_click(self._ping)
+        self.status = w.Label(value="click a fetch button, then 'ping' at once")
+        self.widget = w.VBox([w.HBox([*self.buttons.values(), self.ping_button]), self.status])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _ping(self, _button: Any) -> None:
+        self.pings += 1
+        self.ping_button.description = f"ping: {self.pings}"
+
+    def click(self, mode: str) -> None:
+        """What clicking the ``mode`` button does."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.buttons[mode].click()
+
+    def _finish(self, mode: str, t0: float, error: BaseException | None = None) -> None:
+        # Runs in a worker thread or a task: record and set widget values only, never print.
+        self.reply_s[mode] = time.perf_counter() - t0
+        if error is not None:
+            self.errors[mode] = f"{type(error).__name__}: {error}"
+        self.status.value = f"{mode}: reply after {self.reply_s[mode]:.3f} s" + (f" ({self.errors[mode]})" if error else "")
+        self._done[mode].set()
+
+    def _clicked(self, mode: str) -> None:
+        self._done[mode].clear()
+        t0 = time.perf_counter()
+        if mode == "blocking":
+            try:
+                fetch_blocking(self.address, self.payload, self.timeout)
+                self._finish(mode, t0)
+            except OSError as exc:
+                self._finish(mode, t0, exc)
+        elif mode == "thread":
+            def work() -> None:
+                try:
+                    fetch_blocking(self.address, self.payload, self.timeout)
+                    self._finish(mode, t0)
+                except OSError as exc:
+                    self._finish(mode, t0, exc)
+
+            threading.Thread(target=work, name="socketlessons-gui-fetch", daemon=True).start()
+        else:
+            async def work_async() -> None:
+                try:
+                    await fetch_async(self.address, self.payload, self.timeout)
+                    self._finish(mode, t0)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    self._finish(mode, t0, exc)
+
+            task = asyncio.get_running_loop().create_task(work_async())
+            self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+            task.add_done_callback(self._tasks.discard)
+        self.busy_s[mode] = time.perf_counter() - t0
+
+    async def finished(self, mode: str, timeout: float | None = None) -> bool:
+        """Wait (without blocking the event loop) until ``mode``'s reply arrived; True if it did."""
+        deadline = time.perf_counter() + (self.timeout + 1 if timeout is None else timeout)
+        while not self._done[mode].is_set() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
+        return self._done[mode].is_set()
+
+
+def gui_verdict(busy_s: dict[str, float], delay_s: float) -> str:
+    """The sentence lesson 05 prints about blocking in a GUI callback, from measured times."""
+    blocked = busy_s["blocking"]
+    freed = max(busy_s.get("thread", 0.0), busy_s.get("asyncio", 0.0))
+    lines = [f"{mode:>8}: the click kept the kernel busy {busy_s[mode] * 1000:8.2f} ms"
+             for mode in MODES if mode in busy_s]
+    if blocked < 0.05:
+        lines.append(f"inconclusive: the blocking fetch took only {blocked * 1000:.1f} ms: a fast server "
+                     f"hides the trap; raise the server's delay (now {delay_s:g} s) and click again")
+    elif freed * 10 <= blocked:
+        lines.append(f"confirmed: blocking in a callback froze the kernel for {blocked:.2f} s (the server's "
+                     f"delay was {delay_s:g} s); handing the work off freed it after "
+                     f"{freed * 1000:.1f} ms, {blocked / max(freed, 1e-9):,.0f}x sooner")
+    else:
+        lines.append(f"not shown this time: the offloaded fetch kept the kernel busy {freed * 1000:.1f} ms, "
+                     f"not much less than blocking ({blocked * 1000:.1f} ms); is the kernel busy elsewhere?")
+    return "\n".join(lines)
+
+
+def concurrency_verdict(label: str, sequential_s: float, concurrent_s: float, n: int, delay_s: float) -> str:
+    """Compare ``n`` requests one after another with ``n`` at once, against a ``delay_s`` server."""
+    ratio = sequential_s / max(concurrent_s, 1e-9)
+    head = (f"{label}: {n} requests one after another took {sequential_s:.3f} s "
+            f"(≈ {n} × {delay_s:g} s = {n * delay_s:.3f} s); all at once took {concurrent_s:.3f} s")
+    if ratio >= max(2.0, n / 4):
+        return (f"{head}\n→ {ratio:.1f}x faster at once: the waits overlap, so the total was "
+                f"{concurrent_s / max(delay_s, 1e-9):.1f} delays instead of {sequential_s / max(delay_s, 1e-9):.1f}")
+    if ratio >= 1.5:
+        return f"{head}\n→ only {ratio:.1f}x faster: something still serves them partly one at a time"
+    return f"{head}\n→ no faster ({ratio:.1f}x): the requests were still served one at a time"

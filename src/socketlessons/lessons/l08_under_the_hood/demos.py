@@ -1,0 +1,564 @@
+"""Lesson 08 helpers: Nagle's stall, socket buffers, TCP_INFO, and what the GIL does to timings.
+
+Rules of this module:
+
+* Every experiment is bounded: a count *and* a deadline, so a platform that stalls for seconds
+  (small send buffers do on some network stacks) costs the learner half a second, not a minute.
+* Every conclusion is computed from the numbers just measured (``*_verdict`` functions are
+  pure, so tests feed them both outcomes), never written in.
+* Platform features sit behind a probe that says what this system does instead: ``TCP_INFO`` is
+  Linux's ``struct tcp_info``; macOS has ``TCP_CONNECTION_INFO`` with another layout; Windows has
+  nothing Python's ``socket`` can read (``SIO_TCP_INFO`` exists in WinSock, but
+  ``socket.ioctl`` accepts only three other codes).
+
+Used in ``notebooks/08_under_the_hood.ipynb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import statistics
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ...framing import recv_up_to
+from ...servers import ConnectionStats, SinkServer, TCPServer
+
+__all__ = ["switch_verdict", 
+    "BufferResult",
+    "GilResult",
+    "NagleResult",
+    "RequestServer",
+    "TcpInfo",
+    "buffer_verdict",
+    "busy_thread",
+    "echo_rtts_ns",
+    "gil_figure",
+    "gil_trial",
+    "gil_verdict",
+    "largest_gap",
+    "nagle_verdict",
+    "parse_linux_tcp_info",
+    "parse_macos_tcp_connection_info",
+    "request_points",
+    "send_throughput",
+    "sndbuf_points_verdict",
+    "sndbuf_timing",
+    "switch_interval",
+    "tcp_info",
+    "tcp_info_support",
+    "time_requests",
+    "trace_request",
+    "write_write_read",
+]
+
+#: Header and body of the small request used by the Nagle demo (an HTTP-like client writes its
+#: headers, then its body, then waits for the answer: the classic write-write-read).
+HEADER = b"LEN 0100\n"
+BODY = b"b" * 100
+REPLY = b"OK\n"
+#: A round trip slower than this counts as "stalled": loopback answers in tens of µs, a delayed
+#: ACK holds a segment back for 40 ms (Linux), 100–200 ms (macOS, Windows).
+STALL_NS = 10_000_000
+
+
+class RequestServer(TCPServer):
+    """Reads requests of exactly ``request_size`` bytes and answers each with ``reply``.
+
+    Unlike the echo server it does not answer a partial request: so when the client's second
+    write is held back (Nagle), nothing goes back that could carry an ACK, and the exchange
+    waits for the server's delayed-ACK timer. That is the write-write-read stall.
+    """
+
+    kind = "request"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, request_size: int = len(HEADER) + len(BODY),
+                 reply: bytes = REPLY, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        if isinstance(request_size, bool) or not isinstance(request_size, int) or not 0 < request_size <= 1 << 20:
+            raise ValueError(f"request_size must be between 1 and 1 MiB, got {request_size!r}")
+        if not isinstance(reply, bytes) or not reply:
+            raise TypeError(f"reply must be non-empty bytes, got {reply!r}")
+        self.request_size, self.reply = request_size, reply
+
+    def _settings(self) -> dict[str, Any]:
+        return {**super()._settings(), "request_size": self.request_size, "reply": self.reply}
+
+    def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        pending = b""
+        while data := self._recv(conn, stats):
+            pending += data
+            while len(pending) >= self.request_size:
+                pending = pending[self.request_size:]
+                self._send(conn, stats, self.reply)
+
+
+# ---- Nagle ------------------------------------------------------------------------------------
+
+def write_write_read(sock: socket.socket, header: bytes = HEADER, body: bytes = BODY, reply_size: int = len(REPLY)) -> int:
+    """One request as two writes, then read the whole reply; return the round trip in ns."""
+    t0 = time.perf_counter_ns()
+    sock.sendall(header)
+    sock.sendall(body)
+    got = 0
+    while got < reply_size:
+        chunk = sock.recv(reply_size - got)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before replying")
+        got += len(chunk)
+    return time.perf_counter_ns() - t0
+
+
+def time_requests(address: tuple[str, int], *, nodelay: bool, n: int = 8, deadline_s: float = 2.0) -> list[int]:
+    """Round trips (ns) of ``n`` write-write-read requests on one connection, NODELAY on or off.
+
+    Stops early at ``deadline_s`` (a stalled platform may take 200 ms per request).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    out: list[int] = []
+    end = time.monotonic() + deadline_s
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        write_write_read(sock)  # warm-up: the first exchange runs in quick-ACK mode
+        for _ in range(n):
+            out.append(write_write_read(sock))
+            if time.monotonic() > end:
+                break
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class NagleResult:
+    off_ns: float  # median round trip with Nagle on (TCP_NODELAY off: the default)
+    on_ns: float  # median with TCP_NODELAY on
+    stalled: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def nagle_verdict(nagle_ns: Sequence[float], nodelay_ns: Sequence[float]) -> NagleResult:
+    """Compare write-write-read round trips with Nagle on (default) and with TCP_NODELAY."""
+    off, on = statistics.median(nagle_ns), statistics.median(nodelay_ns)
+    stalled = off > STALL_NS and off > 20 * on
+    if stalled:
+        text = (f"stall confirmed: with Nagle (the default) each request took {off / 1e6:.1f} ms; "
+                f"with TCP_NODELAY {on / 1e3:.0f} µs, {off / on:,.0f}× faster. The second write waited "
+                f"for an ACK that the server delayed.")
+    elif off > 2 * on:
+        text = (f"slower with Nagle ({off / 1e3:.0f} µs vs {on / 1e3:.0f} µs) but no delayed-ACK stall: "
+                "this system acknowledged at once.")
+    else:
+        text = (f"no stall measured ({off / 1e3:.0f} µs with Nagle, {on / 1e3:.0f} µs with TCP_NODELAY): "
+                "this system did not hold the second write back.")
+    return NagleResult(off, on, stalled, text)
+
+
+# ---- socket buffers -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class BufferResult:
+    asked: int  # SO_SNDBUF we set
+    granted: int  # what getsockopt says afterwards (Linux doubles it)
+    nbytes: int  # bytes the sink counted
+    seconds: float
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.nbytes / self.seconds if self.seconds > 0 else 0.0
+
+
+def send_throughput(address: tuple[str, int], sndbuf: int, *, total: int = 4 << 20, chunk: int = 64 << 10,
+                    deadline_s: float = 0.5) -> BufferResult:
+    """Send up to ``total`` bytes into a ``SinkServer`` with ``SO_SNDBUF=sndbuf``; time until counted.
+
+    Stops sending at ``deadline_s`` and measures what got through, so a stalling platform costs
+    half a second, not minutes. The time runs until the sink's 8-byte count arrives, so every
+    byte counted was really received.
+    """
+    if isinstance(sndbuf, bool) or not isinstance(sndbuf, int) or sndbuf <= 0:
+        raise ValueError(f"sndbuf must be a positive number of bytes, got {sndbuf!r}")
+    data = b"\x00" * chunk
+    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # before connect: sizes the window
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        sock.settimeout(10)
+        sock.connect(address)
+        sent = 0
+        t0 = time.perf_counter_ns()
+        end = t0 + int(deadline_s * 1e9)
+        while sent < total and time.perf_counter_ns() < end:
+            sock.sendall(data)
+            sent += chunk
+        sock.shutdown(socket.SHUT_WR)
+        count = recv_up_to(sock, SinkServer.COUNT.size)
+        if len(count) < SinkServer.COUNT.size:
+            raise ConnectionError("the sink closed without sending its count")
+        seconds = (time.perf_counter_ns() - t0) / 1e9
+    (nbytes,) = SinkServer.COUNT.unpack(count)
+    return BufferResult(sndbuf, granted, nbytes, seconds)
+
+
+def buffer_verdict(results: Sequence[BufferResult]) -> str:
+    """Compare throughput at the smallest and the largest SO_SNDBUF measured."""
+    if len(results) < 2:
+        return "measure at least two buffer sizes to compare"
+    by_size: dict[int, list[float]] = {}
+    for r in results:
+        by_size.setdefault(r.asked, []).append(r.bytes_per_s)
+    sizes = sorted(by_size)
+    small, large = statistics.median(by_size[sizes[0]]), statistics.median(by_size[sizes[-1]])
+    doubled = all(r.granted == 2 * r.asked for r in results)
+    note = " (the kernel granted twice what was asked: Linux keeps room for its bookkeeping)" if doubled else ""
+    ratio = large / small if small > 0 else float("inf")
+    head = (f"SO_SNDBUF {sizes[0]:,} B: {small / 1e6:,.0f} MB/s; {sizes[-1]:,} B: {large / 1e6:,.0f} MB/s")
+    if ratio >= 1.5:
+        return f"{head}: the larger buffer was {ratio:.1f}× faster{note}."
+    if ratio <= 1 / 1.5:
+        return f"{head}: the smaller buffer was {1 / ratio:.1f}× faster here (noise, or a stack that autotunes){note}."
+    return f"{head}: within ×1.5, no clear effect on loopback{note}."
+
+
+# ---- TCP_INFO ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TcpInfo:
+    """The kernel's view of one TCP connection (the fields both Linux and macOS report)."""
+
+    platform: str
+    state: int
+    rtt_us: float  # smoothed round-trip time
+    rttvar_us: float
+    rto_us: float  # retransmission timeout
+    snd_cwnd: int  # congestion window
+    cwnd_unit: str  # "segments" (Linux) or "bytes" (macOS)
+    mss: int
+    retransmits: int  # retransmissions of the segment now outstanding
+    total_retrans: int  # over the connection's life (Linux; macOS: packets)
+    extra: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"rtt {self.rtt_us:,.0f} µs (± {self.rttvar_us:,.0f}), rto {self.rto_us / 1000:,.0f} ms",
+               f"congestion window {self.snd_cwnd:,} {self.cwnd_unit}, MSS {self.mss:,} bytes",
+               f"retransmits now {self.retransmits}, total {self.total_retrans}"]
+        out += [f"{k} {v:,}" for k, v in self.extra.items()]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+#: Linux ``struct tcp_info`` (include/uapi/linux/tcp.h): 8 one-byte fields, then 24 u32 up to
+#: ``tcpi_total_retrans`` (104 bytes, stable since Linux 2.6); newer kernels append u64 counters.
+_LINUX = struct.Struct("=8B24I")
+_LINUX_NAMES = ("rto", "ato", "snd_mss", "rcv_mss", "unacked", "sacked", "lost", "retrans", "fackets",
+                "last_data_sent", "last_ack_sent", "last_data_recv", "last_ack_recv", "pmtu",
+                "rcv_ssthresh", "rtt", "rttvar", "snd_ssthresh", "snd_cwnd", "advmss", "reordering",
+                "rcv_rtt", "rcv_space", "total_retrans")
+_LINUX_TAIL = struct.Struct("=4Q2I")  # pacing_rate, max_pacing_rate, bytes_acked, bytes_received, segs_out, segs_in
+
+
+def parse_linux_tcp_info(raw: bytes) -> TcpInfo:
+    """Decode the first 104 bytes of Linux ``struct tcp_info`` (plus byte/segment counters if present)."""
+    if len(raw) < _LINUX.size:
+        raise ValueError(f"struct tcp_info needs at least {_LINUX.size} bytes, got {len(raw)}")
+    values = _LINUX.unpack_from(raw)
+    f = dict(zip(_LINUX_NAMES, values[8:]))
+    extra: dict[str, int] = {}
+    if len(raw) >= _LINUX.size + _LINUX_TAIL.size:
+        _, _, acked, received, segs_out, segs_in = _LINUX_TAIL.unpack_from(raw, _LINUX.size)
+        extra = {"bytes_acked": acked, "bytes_received": received, "segs_out": segs_out, "segs_in": segs_in}
+    return TcpInfo("linux", values[0], f["rtt"], f["rttvar"], f["rto"], f["snd_cwnd"], "segments",
+                   f["snd_mss"], values[2], f["total_retrans"], extra)
+
+
+#: macOS ``struct tcp_connection_info`` (xnu bsd/netinet/tcp.h): 4 bytes, 12 u32, one u32 of
+#: TFO bit flags, then 7 u64 packet/byte counters (112 bytes). Times in ms.
+_MACOS = struct.Struct("=4B13I7Q")
+
+
+def parse_macos_tcp_connection_info(raw: bytes) -> TcpInfo:
+    """Decode macOS ``struct tcp_connection_info`` (RTTs in ms there; converted to µs)."""
+    if len(raw) < _MACOS.size:
+        raise ValueError(f"struct tcp_connection_info needs {_MACOS.size} bytes, got {len(raw)}")
+    v = _MACOS.unpack_from(raw)
+    state = v[0]
+    (_options, _flags, rto, maxseg, _ssthresh, cwnd, _snd_wnd, _sbbytes, _rcv_wnd, _rttcur, srtt, rttvar,
+     _bits) = v[4:17]
+    txpackets, txbytes, txretransbytes, rxpackets, rxbytes, _ooo, txretranspackets = v[17:24]
+    extra = {"bytes_sent": txbytes, "bytes_received": rxbytes, "segs_out": txpackets, "segs_in": rxpackets,
+             "retransmitted_bytes": txretransbytes}
+    return TcpInfo("macos", state, srtt * 1000.0, rttvar * 1000.0, rto * 1000.0, cwnd, "bytes", maxseg,
+                   0, txretranspackets, extra)
+
+
+_MACOS_TCP_CONNECTION_INFO = 0x106  # <netinet/tcp.h>; not exported by every Python build
+
+
+def tcp_info_support() -> str:
+    """What this platform offers to read the kernel's per-connection TCP state."""
+    if sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO"):
+        return "Linux: getsockopt(IPPROTO_TCP, TCP_INFO) returns struct tcp_info (RTT in µs, cwnd in segments)."
+    if sys.platform == "darwin":
+        return ("macOS: no TCP_INFO for user programs; getsockopt(IPPROTO_TCP, TCP_CONNECTION_INFO) returns "
+                "struct tcp_connection_info (RTT in ms, cwnd in bytes).")
+    if sys.platform == "win32":
+        return ("Windows: WinSock has SIO_TCP_INFO, but Python's socket.ioctl() accepts only SIO_RCVALL, "
+                "SIO_KEEPALIVE_VALS and SIO_LOOPBACK_FAST_PATH, so Python cannot read it; "
+                "`netstat -s -p tcp` shows system-wide counters instead.")
+    return f"{sys.platform}: no per-connection TCP statistics that Python's socket module can read."
+
+
+def tcp_info(sock: socket.socket) -> TcpInfo | None:
+    """The kernel's TCP state of ``sock``; ``None`` where this platform cannot say (see ``tcp_info_support``)."""
+    try:
+        if sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO"):
+            return parse_linux_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256))
+        if sys.platform == "darwin":
+            opt = getattr(socket, "TCP_CONNECTION_INFO", _MACOS_TCP_CONNECTION_INFO)
+            return parse_macos_tcp_connection_info(sock.getsockopt(socket.IPPROTO_TCP, opt, _MACOS.size))
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# ---- the GIL ----------------------------------------------------------------------------------
+
+def _spin(until_ns: int, stop: threading.Event, counter: list[int]) -> None:
+    # Pure Python work holds the GIL except when the interpreter forces a switch. The clock is
+    # read only every 2**14 rounds: a timer call on every round made the thread let go of the
+    # GIL far more often on some systems (measured: no slowdown at all under gVisor).
+    n = 0
+    while not stop.is_set():
+        for _ in range(1 << 14):
+            n += 1
+        if time.perf_counter_ns() >= until_ns:
+            break
+    counter[0] = n
+
+
+@contextlib.contextmanager
+def busy_thread(seconds: float = 0.5) -> Iterator[list[int]]:
+    """Run a CPU-bound Python thread for at most ``seconds`` (or until the block ends).
+
+    Yields a one-item list that holds the thread's loop count when it ends. Bounded twice: by
+    its own deadline and by the block's exit, so it can never outlive the cell.
+    """
+    if not 0 < seconds <= 5:
+        raise ValueError(f"seconds must be in (0, 5], got {seconds!r}")
+    stop, counter = threading.Event(), [0]
+    thread = threading.Thread(target=_spin, args=(time.perf_counter_ns() + int(seconds * 1e9), stop, counter),
+                              name="socketlessons-busy", daemon=True)
+    thread.start()
+    time.sleep(0.01)  # let it take the GIL before the measurement starts
+    try:
+        yield counter
+    finally:
+        stop.set()
+        thread.join(seconds + 1)
+
+
+@contextlib.contextmanager
+def switch_interval(seconds: float) -> Iterator[None]:
+    """Temporarily set ``sys.setswitchinterval`` (how long a thread may hold the GIL when another waits)."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def echo_rtts_ns(address: tuple[str, int], *, n: int = 100_000, deadline_s: float = 0.3) -> list[int]:
+    """1-byte echo round trips on one connection, back to back: at most ``n``, for at most ``deadline_s``.
+
+    A fixed time window (rather than a fixed count) makes "how many round trips fit in 0.3 s"
+    the measure: a GIL wait of 5 ms now and then hardly moves the median but costs hundreds
+    of round trips.
+    """
+    out: list[int] = []
+    end = time.perf_counter_ns() + int(deadline_s * 1e9)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            sock.sendall(b"x")
+            sock.recv(1)
+            t1 = time.perf_counter_ns()
+            out.append(t1 - t0)
+            if t1 > end:
+                break
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class GilResult:
+    """Round trips measured in one condition (quiet or busy kernel, thread or process server)."""
+
+    label: str
+    median_ns: float
+    mean_ns: float  # total time / round trips: counts every GIL wait
+    p99_ns: float
+    max_ns: float
+    n: int
+    switch_s: float = 0.005  # sys.getswitchinterval() during the measurement
+
+    @classmethod
+    def from_samples(cls, label: str, samples_ns: Sequence[float], switch_s: float | None = None) -> GilResult:
+        if not samples_ns:
+            raise ValueError("no round trips were measured")
+        ordered = sorted(samples_ns)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return cls(label, statistics.median(ordered), statistics.fmean(ordered), p99, ordered[-1], len(ordered),
+                   sys.getswitchinterval() if switch_s is None else switch_s)
+
+    def __str__(self) -> str:
+        return (f"{self.label}: {self.n:,} round trips, mean {self.mean_ns / 1e3:,.0f} µs, "
+                f"median {self.median_ns / 1e3:,.0f} µs, 99th percentile {self.p99_ns / 1e3:,.0f} µs, "
+                f"slowest {self.max_ns / 1e6:,.1f} ms")
+
+
+def gil_trial(address: tuple[str, int], label: str, *, busy: bool = False, switch_s: float | None = None,
+              window_s: float = 0.3) -> GilResult:
+    """Echo round trips for ``window_s`` seconds, optionally with a busy Python thread and another
+    switch interval (both restored afterwards): one condition of the GIL experiment."""
+    with contextlib.ExitStack() as stack:
+        if switch_s is not None:
+            stack.enter_context(switch_interval(switch_s))
+        if busy:
+            stack.enter_context(busy_thread(window_s + 0.2))
+        switch = sys.getswitchinterval()
+        samples = echo_rtts_ns(address, deadline_s=window_s)
+    return GilResult.from_samples(label, samples, switch)
+
+
+def gil_verdict(quiet: GilResult, busy: GilResult) -> str:
+    """Say how much a busy Python thread slowed round trips, from two measured results (means)."""
+    ratio = busy.mean_ns / quiet.mean_ns if quiet.mean_ns > 0 else float("inf")
+    head = (f"{busy.label}: mean {busy.mean_ns / 1e3:,.0f} µs per round trip vs {quiet.mean_ns / 1e3:,.0f} µs "
+            f"({quiet.label})")
+    if ratio >= 10:
+        return f"{head}: ×{ratio:,.0f}; the round trips waited for the GIL."
+    if ratio >= 2:
+        return (f"{head}: ×{ratio:,.1f}; slowed by GIL waits (slowest {busy.max_ns / 1e6:,.1f} ms, "
+                f"switch interval {busy.switch_s * 1e3:g} ms).")
+    return f"{head}: ×{ratio:,.1f}; no GIL wait to speak of."
+
+
+def switch_verdict(default: GilResult, short: GilResult) -> str:
+    """Compare two busy-thread trials that differ only in the switch interval (means).
+
+    A shorter interval should cut the GIL waits; on a crowded machine the operating system's
+    scheduler adds waits Python cannot shorten, so the verdict says what this run showed.
+    """
+    ratio = short.mean_ns / default.mean_ns if default.mean_ns > 0 else float("inf")
+    head = (f"busy thread, switch interval {short.switch_s * 1e3:g} ms vs {default.switch_s * 1e3:g} ms: "
+            f"mean {short.mean_ns / 1e3:,.0f} µs vs {default.mean_ns / 1e3:,.0f} µs per round trip")
+    if ratio <= 1 / 1.5:
+        return f"{head}\n→ the shorter interval cut the waits ×{1 / ratio:.1f}."
+    if ratio >= 1.5:
+        return (f"{head}\n→ ×{ratio:.1f} slower this time: more switching, and on a busy machine the "
+                f"operating system's scheduler, not the GIL, decides the waits. Run the trials again.")
+    return (f"{head}\n→ within ×1.5: no clear effect this run (other programs on the CPU blur it). "
+            f"Run the trials again.")
+
+
+# ---- for the notebook: traces, points, figures ------------------------------------------------
+
+def trace_request(tracer: Any, address: tuple[str, int], *, nodelay: bool, rounds: int = 2) -> None:
+    """``rounds`` write-write-read requests on a traced socket (the first is the quick-ACK warm-up)."""
+    sock = tracer.connect(address)
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+        for _ in range(rounds):
+            sock.sendall(HEADER)
+            sock.sendall(BODY)
+            got = 0
+            while got < len(REPLY):
+                got += len(sock.recv(len(REPLY) - got))
+
+
+def largest_gap(events: Sequence[Any]) -> tuple[float, Any, Any]:
+    """The longest pause (ms) between two consecutive events of a timeline, and those two events."""
+    evs = sorted(events, key=lambda e: e.t_ns)
+    if len(evs) < 2:
+        raise ValueError("need at least two events to find a gap")
+    gap, a, b = max(((y.t_ns - x.t_ns, x, y) for x, y in zip(evs, evs[1:])), key=lambda g: g[0])
+    return gap / 1e6, a, b
+
+
+def request_points(samples_ns: Sequence[float], series: str) -> list[Any]:
+    """One plot point per request (x = request number), for ``plots.plot_points``."""
+    from ...measure import Point
+
+    return [Point(i, t, t, t, 1, series) for i, t in enumerate(samples_ns, start=1)]
+
+
+MIB = 1 << 20
+
+
+def sndbuf_timing(address: tuple[str, int], sndbuf: int, *, repeats: int = 3, total: int = 4 * MIB,
+                  deadline_s: float = 0.3) -> Any:
+    """A ``measure.Timing`` of the time to move one MiB into the sink with ``SO_SNDBUF=sndbuf``.
+
+    For ``widgets.SweepPanel`` (``sweep="bufsize"``): each repeat is one ``send_throughput``;
+    ``extra`` is not needed, the granted size is the kernel's business (``BufferResult.granted``).
+    """
+    from ...measure import summarize
+
+    per_mib = []
+    for _ in range(repeats):
+        r = send_throughput(address, sndbuf, total=total, deadline_s=deadline_s)
+        per_mib.append(r.seconds * 1e9 * MIB / max(r.nbytes, 1))
+    return summarize(per_mib)
+
+
+def sndbuf_points_verdict(points: Sequence[Any]) -> str:
+    """``buffer_verdict`` for sweep points whose ``median_ns`` is the time per MiB."""
+    results = [BufferResult(int(p.x), _granted(int(p.x)), MIB, p.median_ns / 1e9) for p in points]
+    return buffer_verdict(results)
+
+
+def _granted(sndbuf: int) -> int:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        return s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+
+def gil_figure(results: Sequence[GilResult], *, ax: Any = None, title: str = "") -> Any:
+    """Mean round trip per condition (bars, log scale) with the median marked: the GIL's cost."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    from ...plots import style_for
+
+    if ax is None:
+        fig = Figure(figsize=(6.4, 0.5 * len(results) + 1.6), layout="constrained")
+        FigureCanvasAgg(fig)  # no pyplot: nothing global, nothing shown twice
+        ax = fig.add_subplot()
+    fig = ax.figure
+    labels = [r.label for r in results]
+    means = [r.mean_ns / 1e3 for r in results]
+    medians = [r.median_ns / 1e3 for r in results]
+    ax.barh(labels, means, color=style_for(0)["color"], label="mean (every GIL wait counts)")
+    ax.plot(medians, labels, linestyle="none", marker="|", color="black", markersize=18, label="median")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100 ...: readable, never crowded
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.invert_yaxis()
+    ax.set_xlabel("1-byte echo round trip (µs, log scale)")
+    title = title or "A busy Python thread: the mean round trip grows, the median barely moves"
+    fig.suptitle(title, fontsize=11)  # centred on the figure: the long bar labels push the axes right
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)  # below the axes: never over a bar
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig

@@ -1,1 +1,0 @@
-"""Reference solutions of the exercises, one module per lesson (see ``checks.show_solution``)."""

@@ -1,0 +1,193 @@
+"""Lesson helpers of 07 (ipv6) and 08 (internals): real loopback sockets, pure verdicts both ways."""
+from __future__ import annotations
+
+import socket
+import statistics
+import struct
+import sys
+import threading
+
+import pytest
+
+from socketlessons.lessons.l08_under_the_hood import demos as internals
+from socketlessons.lessons.l08_under_the_hood.demos import (
+    BufferResult,
+    GilResult,
+    RequestServer,
+    buffer_verdict,
+    busy_thread,
+    gil_figure,
+    gil_verdict,
+    nagle_verdict,
+    parse_linux_tcp_info,
+    parse_macos_tcp_connection_info,
+    send_throughput,
+    switch_interval,
+    switch_verdict,
+    tcp_info,
+    time_requests,
+)
+from socketlessons.servers import SinkServer
+
+from ._cells import cell_with, code_cells, run_cells
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux TCP behaviour")
+
+
+def test_request_server_answers_whole_requests_only(no_leaks):
+    with RequestServer(request_size=4, reply=b"!") as server, \
+            socket.create_connection(server.address, timeout=2) as sock:
+        sock.sendall(b"abcdefgh")  # two requests glued together
+        got = b""
+        while len(got) < 2:
+            got += sock.recv(2)
+        assert got == b"!!"
+        sock.sendall(b"ab")
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # half a request: no answer
+
+
+@pytest.mark.parametrize("kwargs", [{"request_size": 0}, {"request_size": True}])
+def test_request_server_validates(kwargs):
+    with pytest.raises(ValueError, match="request_size"):
+        RequestServer(**kwargs)
+
+
+def test_nagle_verdict_both_ways():
+    assert nagle_verdict([44e6] * 3, [25e3] * 3).stalled
+    assert "stall confirmed" in str(nagle_verdict([44e6] * 3, [25e3] * 3))
+    calm = nagle_verdict([30e3] * 3, [25e3] * 3)
+    assert not calm.stalled and "no stall" in calm.text
+
+
+@linux_only
+def test_nodelay_changes_the_printed_conclusion(no_leaks):
+    """The notebook's claim: same server, only TCP_NODELAY differs, and the verdict flips."""
+    with RequestServer() as server:
+        nagle = time_requests(server.address, nodelay=False, n=4)
+        nodelay = time_requests(server.address, nodelay=True, n=4)
+    assert nagle_verdict(nagle, nodelay).stalled
+    # TCP_NODELAY removes the stall: its requests come back far faster than the Nagle ones.
+    assert statistics.median(nodelay) * 5 < statistics.median(nagle)
+
+
+def test_buffer_verdict_both_ways():
+    small, big = BufferResult(4096, 8192, 10**6, 1.0), BufferResult(1 << 20, 2 << 20, 10**7, 1.0)
+    assert "larger buffer was 10.0× faster" in buffer_verdict([small, big])
+    assert "Linux" in buffer_verdict([small, big])
+    assert "smaller buffer" in buffer_verdict([BufferResult(4096, 4096, 10**7, 1.0), BufferResult(1 << 20, 1 << 20, 10**6, 1.0)])
+    assert "no clear effect" in buffer_verdict([BufferResult(4096, 1, 10**6, 1.0), BufferResult(8192, 1, 10**6, 1.0)])
+    assert "at least two" in buffer_verdict([small])
+
+
+def test_send_throughput_counts_every_byte(no_leaks):
+    with SinkServer() as sink:
+        r = send_throughput(sink.address, 65536, total=1 << 20, chunk=1 << 16, deadline_s=2.0)
+    assert r.nbytes % (1 << 16) == 0 and 0 < r.nbytes <= 1 << 20
+    assert r.granted >= r.asked and r.bytes_per_s > 0
+
+
+def test_send_throughput_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="sndbuf"):
+        send_throughput(("127.0.0.1", 9), 0)
+
+
+def test_parse_linux_tcp_info_synthetic():
+    values = [1, 0, 2, 0, 0, 7, 0, 0] + list(range(100, 124))  # rto=100 … total_retrans=123
+    raw = struct.pack("=8B24I", *values) + struct.pack("=4Q2I", 0, 0, 500, 600, 7, 8)
+    info = parse_linux_tcp_info(raw)
+    assert (info.state, info.retransmits, info.rto_us, info.rtt_us, info.snd_cwnd, info.total_retrans) == \
+        (1, 2, 100, 115, 118, 123)
+    assert info.extra == {"bytes_acked": 500, "bytes_received": 600, "segs_out": 7, "segs_in": 8}
+    assert parse_linux_tcp_info(raw[:104]).extra == {}
+    with pytest.raises(ValueError, match="104"):
+        parse_linux_tcp_info(raw[:50])
+
+
+def test_parse_macos_tcp_connection_info_synthetic():
+    u32 = [0, 0, 200, 16384, 0, 65536, 0, 0, 0, 3, 4, 1, 0]  # rto 200 ms, srtt 4 ms, cwnd 65536 B
+    raw = struct.pack("=4B13I7Q", 4, 0, 0, 0, *u32, 10, 1000, 0, 20, 2000, 0, 1)
+    assert len(raw) == 112
+    info = parse_macos_tcp_connection_info(raw)
+    assert (info.state, info.rtt_us, info.rto_us, info.snd_cwnd, info.cwnd_unit, info.mss) == \
+        (4, 4000.0, 200000.0, 65536, "bytes", 16384)
+    assert info.total_retrans == 1 and info.extra["bytes_received"] == 2000
+
+
+def test_gil_verdict_both_ways():
+    quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
+    assert "×200" in gil_verdict(quiet, GilResult("busy", 5e6, 5e6, 10e6, 15e6, 50))
+    assert "no GIL wait" in gil_verdict(quiet, GilResult("busy", 20e3, 26e3, 50e3, 1e6, 9_000))
+
+
+@pytest.mark.parametrize(("short_mean_ns", "phrase"), [(80e3, "cut the waits ×2.5"), (400e3, "×2.0 slower"),
+                                                       (190e3, "within ×1.5")])
+def test_switch_verdict_follows_the_means(short_mean_ns, phrase):
+    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005)
+    short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005)
+    text = switch_verdict(default, short)
+    assert phrase in text and "0.5 ms vs 5 ms" in text, text
+
+
+def test_gil_figure_labels_every_trial():
+    quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
+    busy = GilResult("busy", 20e3, 250e3, 5e6, 40e6, 1_000)
+    fig = gil_figure([quiet, busy])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["quiet", "busy"]
+    assert ax.get_xscale() == "log" and fig.legends  # the legend sits below the axes, not over a bar
+
+
+def test_gil_result_needs_samples():
+    with pytest.raises(ValueError):
+        GilResult.from_samples("x", [])
+
+
+def test_busy_thread_is_bounded():
+    def busy_alive():
+        return [t for t in threading.enumerate() if t.name == "socketlessons-busy"]
+
+    with busy_thread(0.05) as counter:
+        assert len(busy_alive()) == 1
+    assert counter[0] > 0 and not busy_alive()
+    with pytest.raises(ValueError):
+        with busy_thread(60):
+            pass
+
+
+def test_switch_interval_restores():
+    old = sys.getswitchinterval()
+    with switch_interval(0.001):
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    assert sys.getswitchinterval() == old
+
+
+
+
+
+
+
+
+
+
+@linux_only
+@pytest.mark.slow
+def test_lesson08_nagle_conclusion_flips_with_nodelay():
+    cells = code_cells("08_under_the_hood.ipynb")
+    setup = [cells[0], cell_with(cells, "RequestServer(name=")]
+    measure = cell_with(cells, "print(nagle_verdict(nagle, nodelay))")
+    assert "nodelay=False" in measure
+    as_shipped = run_cells([*setup, measure, "stop_all()"])[2]
+    both_nodelay = run_cells([*setup, measure.replace("nodelay=False", "nodelay=True"), "stop_all()"])[2]
+    assert as_shipped.startswith("stall confirmed"), as_shipped
+    assert both_nodelay and not both_nodelay.startswith("stall confirmed"), both_nodelay
+
+
+def test_tcp_info_live_or_explained(no_leaks):
+    with RequestServer() as server, socket.create_connection(server.address, timeout=2) as sock:
+        internals.write_write_read(sock)
+        info = tcp_info(sock)
+    if sys.platform.startswith("linux"):
+        assert info is not None and info.state == 1 and info.mss > 0 and info.snd_cwnd > 0  # 1 = ESTABLISHED
+    assert internals.tcp_info_support()
