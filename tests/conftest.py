@@ -55,3 +55,42 @@ def no_leaks():
     assert leftover == 0, f"{leftover} server(s) still running at the end of the test"
     assert threads_started_since(threads) == [], "threads left behind"
     assert open_descriptors() == fds, "descriptors left open"
+
+
+# ---- mutation score of the exercise checkers ---------------------------------------------------
+
+
+@pytest.fixture
+def record_mutation(record_property):
+    """``record_mutation(checker, kind, name, ok)``: note how one mutant ("mutant": ``ok`` when it
+    failed with its own hint) or one correct alternative ("alternative": ``ok`` when it passed)
+    fared; the terminal summary prints the score per checker. Kept in the report's
+    ``user_properties``, so it also works under pytest-xdist."""
+
+    def record(checker: str, kind: str, name: str, ok: bool) -> None:
+        if kind not in ("mutant", "alternative"):
+            raise ValueError(f"kind must be 'mutant' or 'alternative', got {kind!r}")
+        record_property("mutation", (checker, kind, name, bool(ok)))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    rows: dict[str, dict[str, list[int]]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "mutation":
+                    checker, kind, _name, ok = value
+                    tally = rows.setdefault(checker, {"mutant": [0, 0], "alternative": [0, 0]})[kind]
+                    tally[0] += bool(ok)
+                    tally[1] += 1
+    if not rows:
+        return
+    terminalreporter.section("mutation score of the exercise checkers")
+    for checker in sorted(rows):
+        (killed, mutants), (passed, alternatives) = rows[checker]["mutant"], rows[checker]["alternative"]
+        terminalreporter.write_line(f"{checker:24} {killed}/{mutants} mutants fail with their own hint, "
+                                    f"{passed}/{alternatives} correct alternatives pass")
