@@ -11,7 +11,15 @@ servers or clients (dribbled replies, silence, large payloads, early close) and 
   deadline passes, the checker stops its helper servers (which wakes a blocked ``recv``) and
   says that the function did not return;
 * an untouched stub gets its own message ("write the function first"), not a confusing failure;
-* reference solutions live in ``socketlessons.solutions`` and are shown on request with
+* nothing escapes: ``SystemExit`` or ``KeyboardInterrupt`` raised by the learner's function, an
+  exception whose ``str()`` fails, an ``async def`` or a generator where a plain function is
+  expected each become a "not yet" with a hint. Pressing ■ (interrupt) on the checker cell still
+  interrupts: the check wakes what the learner's function is blocked on and re-raises;
+* an error of the checker's own code is never reported as "your function raised";
+* after a body has passed, the checker itself looks for what no single test sees: sockets left
+  unclosed (a ``ResourceWarning``, or more sockets open than before), CPU burnt like a busy loop
+  during the learner's calls, and ``socket.setdefaulttimeout`` changed for the whole kernel;
+* reference solutions live in each lesson's package (``lessons/lNN_*/solutions.py``) and are shown on request with
   ``show_solution(name)``; tests run every checker against them (and against the stub and the
   typical wrong answers) so a checker can neither pass a wrong answer nor fail a right one.
 
@@ -31,17 +39,21 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import gc
 import html
 import inspect
+import socket
 import textwrap
+import time
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..background_call import BackgroundCall
+from ..resources import recording_resource_warnings
 
-__all__ = ["CheckResult", "DidNotReturn", "NotYet", "call", "checker", "expect", "hint_for", "is_stub",
-           "registered_checkers"]
+__all__ = ["BUSY_HINT", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "NotYet", "call",
+           "checker", "expect", "hint_for", "is_stub", "registered_checkers", "safe_str"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +61,66 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TIMEOUT_S = 5.0
 
 _CHECKERS: dict[str, Callable[..., CheckResult]] = {}
+
+LEAK_HINT = ("close every socket you open, on every path: `with socket.socket(...) as s:` (or "
+             "try/finally) closes it even when a call in between raises")
+BUSY_HINT = ("block instead of spinning: a blocking recv()/accept() (or selectors/select with a timeout) "
+             "sleeps until data arrives; a loop that polls a non-blocking socket burns a whole core")
+GLOBAL_TIMEOUT_HINT = ("socket.setdefaulttimeout() changes every socket of the whole kernel, including "
+                       "other people's code: call settimeout() on your own socket instead")
+STR_HINT = "the exception your function raised could not even be printed: raise a built-in exception with a plain message"
+EXIT_HINT = ("a function should return a value or raise an ordinary exception; SystemExit (sys.exit(), exit()) "
+             "and KeyboardInterrupt would stop the whole program")
+ASYNC_DEF_HINT = ("this exercise wants a plain function (def, not async def): calling an async def only creates "
+                  "a coroutine and runs none of its code")
+GENERATOR_HINT = ("your function contains `yield`, so calling it returns a generator and runs none of its code: "
+                  "use `return`")
+
+#: Busy-loop thresholds: a learner's call counts as spinning when, over calls that waited at
+#: least BUSY_MIN_WALL_S in total, its thread used at least BUSY_MIN_CPU_S of CPU and at least
+#: BUSY_CPU_SHARE of the wall time. A blocking socket call sleeps (about 1 % CPU); a spinner on
+#: an idle core uses 100 %, and still about 25 % with four runnable processes per core.
+BUSY_MIN_WALL_S = 0.3
+BUSY_MIN_CPU_S = 0.08
+BUSY_CPU_SHARE = 0.12
+
+
+@dataclasses.dataclass
+class _Tally:
+    """CPU and wall seconds of the learner's calls during one check."""
+
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+
+_TALLIES: list[_Tally] = []
+
+
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a description when the exception's ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a learner's __str__ can raise anything
+        return f"<a {type(exc).__name__} whose message cannot be printed>"
+
+
+class _LearnerRaised(Exception):
+    """The learner's function raised something that must not propagate (SystemExit, KeyboardInterrupt)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+
+
+def _mark_learners(exc: BaseException) -> None:
+    try:
+        exc._socketlessons_from_learner = True  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception class with __slots__
+        pass
+
+
+def _from_learner(exc: BaseException) -> bool:
+    return bool(getattr(exc, "_socketlessons_from_learner", False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,23 +200,50 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
          on_timeout: Callable[[], None] | None = None, **kwargs: Any) -> Any:
     """Call the learner's ``fn(*args, **kwargs)`` in a worker thread, with a deadline.
 
-    Returns what ``fn`` returned; re-raises what it raised. If it has not returned after
+    Returns what ``fn`` returned; re-raises what it raised (marked as the learner's, so the
+    checker never blames its own errors on the learner). If it has not returned after
     ``timeout`` seconds, ``on_timeout`` runs (typically: stop the helper server, which wakes a
     ``recv`` blocked on it), the worker gets one more second, and the exercise fails with a
-    "did not return" message.
+    "did not return" message. An interrupt (■) while waiting runs ``on_timeout`` too, so no
+    thread of the learner's is left blocked, and is re-raised. The CPU time of the learner's
+    thread is added to the running check's tally (the busy-loop check).
     """
-    worker = BackgroundCall(lambda: fn(*args, **kwargs), name="socketlessons-exercise").start()
-    if not worker.join(timeout):
+    tally = _TALLIES[-1] if _TALLIES else _Tally()
+
+    def timed() -> Any:
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            tally.cpu_s += time.thread_time() - cpu0
+            tally.wall_s += time.perf_counter() - wall0
+
+    worker = BackgroundCall(timed, name="socketlessons-exercise").start()
+    try:
+        finished = worker.join(timeout)
+    except KeyboardInterrupt:  # ■ pressed on the checker's cell: wake the learner's thread, then stop
+        if on_timeout is not None:
+            on_timeout()
+        worker.join(1.0)
+        raise
+    if not finished:
         if on_timeout is not None:
             on_timeout()
         worker.join(1.0)
         raise DidNotReturn(timeout)
+    error = worker.error
+    if error is not None:
+        _mark_learners(error)
+        if not isinstance(error, Exception):  # SystemExit, KeyboardInterrupt, GeneratorExit from their code
+            raise _LearnerRaised(error)
     return worker.outcome()
 
 
 def hint_for(exc: BaseException) -> str:
     """One hint for an exception the learner's code raised."""
-    if isinstance(exc, TypeError) and ("bytes-like" in str(exc) or "str" in str(exc)):
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+        return EXIT_HINT
+    if isinstance(exc, TypeError) and ("bytes-like" in safe_str(exc) or "str" in safe_str(exc)):
         return "sockets carry bytes: encode text first (b'...' or 'text'.encode()) and decode what you receive"
     if isinstance(exc, ConnectionRefusedError):
         return "nothing listens at that address: connect to the address the function was given"
@@ -161,29 +260,61 @@ def checker(exercise: str, *, solution: str | None = None) -> Callable[[F], Call
     """Turn ``body(learner_fn, ...)`` into a checker that returns a ``CheckResult``.
 
     The body raises ``NotYet`` (via ``expect``) to fail and returns a short success message.
-    ``solution`` names the reference in ``socketlessons.solutions`` (for ``show_solution``).
+    ``solution`` names the reference in the lesson's ``solutions`` module (for ``show_solution``;
+    an ``async def`` reference means the exercise expects an ``async def``).
     """
 
     def decorate(body: F) -> Callable[..., CheckResult]:
         @functools.wraps(body)
         def run_check(fn: Any, *args: Any, **kwargs: Any) -> CheckResult:
-            if not callable(fn):
-                return CheckResult(exercise, False, f"expected your function, got {type(fn).__name__}",
-                                   "pass the function itself, without calling it: check(my_function)")
-            if is_stub(fn):
-                return CheckResult(exercise, False, "the function still has its `...` body.",
-                                   "write the function in the cell above, run that cell, then run this one again")
+            refused = _refuse_shape(fn, solution)
+            if refused is not None:
+                message, hint = refused
+                return CheckResult(exercise, False, message, hint)
+            default_timeout = socket.getdefaulttimeout()
+            tally = _Tally()
+            _TALLIES.append(tally)
             try:
-                message = body(fn, *args, **kwargs)
+                with recording_resource_warnings() as unclosed:
+                    sockets_before = _open_sockets()
+                    message = body(fn, *args, **kwargs)
+                    leaked = _sockets_left_open(sockets_before)
             except NotYet as failure:
                 return CheckResult(exercise, False, failure.message, failure.hint)
             except DidNotReturn as late:
                 return CheckResult(exercise, False, f"your function did not return within {late.args[0]:g} s.",
                                    "something waits forever: a recv with no timeout, or a loop that never "
                                    "sees the end of the stream (recv returns b'' when the peer closes)")
-            except Exception as exc:  # the learner's code raised: never a traceback into the cell
-                return CheckResult(exercise, False, f"your function raised {type(exc).__name__}: {exc}",
-                                   hint_for(exc))
+            except _LearnerRaised as raised:
+                return CheckResult(exercise, False, f"your function raised {type(raised.exc).__name__}"
+                                   f"{_detail(raised.exc)}", hint_for(raised.exc))
+            except Exception as exc:  # never a traceback into the cell
+                if _from_learner(exc):
+                    text = safe_str(exc)
+                    return CheckResult(exercise, False, f"your function raised {type(exc).__name__}{_detail(exc)}",
+                                       STR_HINT if text.startswith("<a ") and text.endswith("be printed>")
+                                       else hint_for(exc))
+                return CheckResult(exercise, False, f"the check stopped with {type(exc).__name__}{_detail(exc)} "
+                                   "in the checker's own code, not in your function.",
+                                   "this is most likely a bug in the checker: run the check again, and if it "
+                                   "repeats, tell your teacher (show this message)")
+            finally:
+                _TALLIES.remove(tally)
+                changed_default = socket.getdefaulttimeout() != default_timeout
+                socket.setdefaulttimeout(default_timeout)  # undo it for the rest of the kernel
+            if unclosed or leaked:
+                what = f"{leaked} socket(s) still open after your function returned" if leaked else \
+                    f"a socket was never closed ({unclosed[0]})"
+                return CheckResult(exercise, False, f"your function works, but {what}.", LEAK_HINT)
+            if tally.wall_s >= BUSY_MIN_WALL_S and tally.cpu_s >= BUSY_MIN_CPU_S \
+                    and tally.cpu_s >= BUSY_CPU_SHARE * tally.wall_s:
+                return CheckResult(exercise, False, f"your function works, but it used {tally.cpu_s:.2f} s of CPU "
+                                   f"in {tally.wall_s:.2f} s of waiting ({tally.cpu_s / tally.wall_s:.0%} of a "
+                                   "core), the sign of a busy loop.", BUSY_HINT)
+            if changed_default:
+                return CheckResult(exercise, False, f"your function works, but it changed socket.getdefaulttimeout() "
+                                   f"from {default_timeout!r} for the whole kernel (now undone).",
+                                   GLOBAL_TIMEOUT_HINT)
             return CheckResult(exercise, True, message or "")
 
         run_check.exercise = exercise  # type: ignore[attr-defined]
@@ -192,6 +323,64 @@ def checker(exercise: str, *, solution: str | None = None) -> Callable[[F], Call
         return run_check
 
     return decorate
+
+
+def _detail(exc: BaseException) -> str:
+    text = safe_str(exc)
+    return f": {text}" if text else ""
+
+
+def _refuse_shape(fn: Any, solution_name: str | None) -> tuple[str, str] | None:
+    """A (message, hint) when ``fn`` cannot be the function the exercise asks for."""
+    if not callable(fn):
+        return (f"expected your function, got {type(fn).__name__}",
+                "pass the function itself, without calling it: check(my_function)")
+    if is_stub(fn):
+        return ("the function still has its `...` body.",
+                "write the function in the cell above, run that cell, then run this one again")
+    wants_async = False
+    if solution_name is not None:
+        from ._solutions import solution
+
+        try:
+            wants_async = inspect.iscoroutinefunction(solution(solution_name))
+        except KeyError:
+            pass
+    if inspect.iscoroutinefunction(fn) and not wants_async:
+        return "your function is an `async def`.", ASYNC_DEF_HINT
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        return "your function is a generator (it contains `yield`).", GENERATOR_HINT
+    return None
+
+
+def _open_sockets() -> int | None:
+    """Internet sockets this process holds open now (descriptors when sockets cannot be listed)."""
+    try:
+        import psutil
+
+        proc = psutil.Process()
+        listing = proc.net_connections if hasattr(proc, "net_connections") else proc.connections
+        return len(listing(kind="inet"))
+    except Exception:  # noqa: BLE001 - psutil missing or not allowed here
+        from ..resources import open_descriptors
+
+        return open_descriptors()
+
+
+def _sockets_left_open(before: int | None, settle_s: float = 1.0) -> int:
+    """How many more sockets are open than ``before``, after collecting garbage and giving
+    sockets that are closing on their own (a helper server's last connection) a moment."""
+    if before is None:
+        return 0
+    deadline = time.monotonic() + settle_s
+    while True:
+        gc.collect()
+        now = _open_sockets()
+        if now is None or now <= before:
+            return 0
+        if time.monotonic() >= deadline:
+            return now - before
+        time.sleep(0.02)
 
 
 def registered_checkers() -> dict[str, Callable[..., CheckResult]]:
