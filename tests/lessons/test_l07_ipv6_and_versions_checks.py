@@ -1,18 +1,28 @@
-"""Lesson 07 checkers: each passes its reference and fails, with the right hint, each typical wrong answer."""
+"""Lesson 07 checkers, mutation-tested: each mutant of a reference (one per class of beginner
+mistake that applies) fails with the hint about ITS bug; each correct alternative passes."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import socket
+import time
 
 import pytest
 
+from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT
+from socketlessons.doctor import ipv6_available
 from socketlessons.lessons.l07_ipv6_and_versions import check_ask, check_connect_first
+from socketlessons.lessons.l07_ipv6_and_versions import checks as l07
 from socketlessons.lessons.l07_ipv6_and_versions.solutions import ask, connect_first
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
+silent_works = pytest.mark.skipif(not l07.silent_address_works(),
+                                  reason="a full accept queue is refused here (Windows), not silent")
 
 
-# ---- connect_first ---------------------------------------------------------------------------
+# ---- connect_first: mutants ------------------------------------------------------------------
 
 def connect_first_stub(infos, timeout=2.0):
     """Connect to the first address that works."""
@@ -23,6 +33,7 @@ def only_the_first(infos, timeout=2.0):
     family, type_, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, type_, proto)
     try:
+        sock.settimeout(timeout)
         sock.connect(sockaddr)
     except OSError:
         sock.close()
@@ -30,11 +41,26 @@ def only_the_first(infos, timeout=2.0):
     return sock
 
 
+def first_two_only(infos, timeout=2.0):  # a loop bounded by a count
+    last = None
+    for family, type_, proto, _, sockaddr in infos[:2]:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
 def always_af_inet(infos, timeout=2.0):
     last = None
     for _family, type_, proto, _, sockaddr in infos:
         sock = socket.socket(socket.AF_INET, type_, proto)
         try:
+            sock.settimeout(timeout)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
@@ -50,6 +76,7 @@ def returns_none_when_all_fail(infos, timeout=2.0):
     for family, type_, proto, _, sockaddr in infos:
         sock = socket.socket(family, type_, proto)
         try:
+            sock.settimeout(timeout)
             sock.connect(sockaddr)
             return sock
         except OSError:
@@ -57,11 +84,12 @@ def returns_none_when_all_fail(infos, timeout=2.0):
     return None
 
 
-def leaks_failed_sockets(infos, timeout=2.0):
+def leaks_failed_sockets(infos, timeout=2.0):  # closes on the happy path only
     last = None
     for family, type_, proto, _, sockaddr in infos:
         sock = socket.socket(family, type_, proto)
         try:
+            sock.settimeout(timeout)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
@@ -69,9 +97,144 @@ def leaks_failed_sockets(infos, timeout=2.0):
     raise last
 
 
-def test_connect_first_reference_passes():
-    result = check_connect_first(connect_first)
-    assert result.passed, result
+def leaks_timed_out_sockets(infos, timeout=2.0):  # closes refused attempts, not timed-out ones
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except ConnectionRefusedError as exc:
+            sock.close()
+            last = exc
+        except TimeoutError as exc:
+            last = exc
+    raise last
+
+
+def no_timeout(infos, timeout=2.0):  # blocks forever on a silent address
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def timeout_after_connect(infos, timeout=2.0):  # the timeout is set, but too late
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.connect(sockaddr)
+            sock.settimeout(timeout)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def gives_up_on_a_slow_address(infos, timeout=2.0):  # only a refusal moves it on
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            return sock
+        except ConnectionRefusedError as exc:
+            sock.close()
+            last = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise last
+
+
+def global_default_timeout(infos, timeout=2.0):  # state that outlives the call
+    socket.setdefaulttimeout(timeout)
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def spins_on_a_nonblocking_connect(infos, timeout=2.0):  # a busy loop instead of a blocking wait
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        sock.setblocking(False)
+        deadline = time.monotonic() + timeout
+        err = sock.connect_ex(sockaddr)
+        while err in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK) and time.monotonic() < deadline:
+            err = sock.connect_ex(sockaddr)
+        if err in (0, errno.EISCONN):
+            sock.setblocking(True)
+            return sock
+        sock.close()
+        last = TimeoutError("timed out") if err in (errno.EINPROGRESS, errno.EALREADY) else \
+            OSError(err, os.strerror(err))
+    raise last
+
+
+CONNECT_MUTANTS = [
+    (only_the_first, l07.LOOP_HINT),
+    (first_two_only, l07.COUNT_HINT),
+    (returns_none_when_all_fail, l07.RAISE_HINT),
+    (leaks_failed_sockets, l07.CLOSE_HINT),
+]
+SILENT_MUTANTS = [
+    (no_timeout, l07.TIMEOUT_HINT),
+    (timeout_after_connect, l07.TIMEOUT_HINT),
+    (gives_up_on_a_slow_address, l07.SLOW_HINT),
+    (leaks_timed_out_sockets, l07.CLOSE_HINT),
+    (spins_on_a_nonblocking_connect, BUSY_HINT),
+]
+
+
+@pytest.mark.parametrize(("mutant", "hint"), CONNECT_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_connect_first_mutants(mutant, hint, record_mutation):
+    result = check_connect_first(mutant)
+    record_mutation("connect_first", "mutant", mutant.__name__, not result.passed and result.hint == hint)
+    assert not result.passed and result.hint == hint, result
+
+
+@silent_works
+@pytest.mark.parametrize(("mutant", "hint"), SILENT_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_connect_first_silent_address_mutants(mutant, hint, record_mutation):
+    result = check_connect_first(mutant)
+    record_mutation("connect_first", "mutant", mutant.__name__, not result.passed and result.hint == hint)
+    assert not result.passed and result.hint == hint, result
+
+
+def test_connect_first_global_default_timeout(record_mutation):
+    try:
+        result = check_connect_first(global_default_timeout)
+    finally:
+        socket.setdefaulttimeout(None)
+    ok = not result.passed and result.hint == GLOBAL_TIMEOUT_HINT
+    record_mutation("connect_first", "mutant", "global_default_timeout", ok)
+    assert ok, result
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 on this host: the checker tests IPv4 only and cannot tell")
+def test_connect_first_af_inet_only(record_mutation):
+    result = check_connect_first(always_af_inet)
+    ok = not result.passed and result.hint == l07.FAMILY_HINT
+    record_mutation("connect_first", "mutant", "always_af_inet", ok)
+    assert ok, result
 
 
 def test_connect_first_stub():
@@ -79,32 +242,73 @@ def test_connect_first_stub():
     assert not result.passed and "`...` body" in result.message
 
 
-@pytest.mark.parametrize(("wrong", "hint"), [
-    (only_the_first, "loop over every getaddrinfo result"),
-    (returns_none_when_all_fail, "raise the last error"),
-    (leaks_failed_sockets, "close the socket of each failed attempt"),
-])
-def test_connect_first_wrong_answers(wrong, hint):
-    result = check_connect_first(wrong)
-    assert not result.passed and hint in result.hint, result
+# ---- connect_first: correct alternatives -----------------------------------------------------
+
+def with_create_connection(infos, timeout=2.0):
+    """create_connection per result: it resolves the literal address to itself."""
+    errors = []
+    for *_, sockaddr in infos:
+        try:
+            return socket.create_connection(sockaddr[:2], timeout=timeout)
+        except OSError as exc:
+            errors.append(exc)
+    raise errors[-1]
 
 
-def test_connect_first_af_inet_only_fails_where_ipv6_exists():
-    from socketlessons.doctor import ipv6_available
+def with_connect_ex(infos, timeout=2.0):
+    """connect_ex and errno numbers instead of exceptions; the socket closed by `with` unless kept."""
+    err = errno.EHOSTUNREACH
+    for family, type_, proto, _, sockaddr in infos:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.socket(family, type_, proto))
+            sock.settimeout(timeout)
+            try:
+                err = sock.connect_ex(sockaddr)
+            except TimeoutError:
+                err = errno.ETIMEDOUT
+            if err == 0:
+                stack.pop_all()
+                return sock
+    raise OSError(err, os.strerror(err))
 
-    if not ipv6_available():
-        pytest.skip("no IPv6 on this host: the checker tests IPv4 only and cannot tell")
-    result = check_connect_first(always_af_inet)
-    assert not result.passed and "socket.socket(family, type, proto)" in result.hint, result
+
+def with_finally_flag(infos, timeout=2.0):
+    """try/finally with a flag: close unless this socket is the one returned."""
+    last = OSError("no addresses")
+    for info in infos:
+        sock = socket.socket(*info[:3])
+        keep = False
+        try:
+            sock.settimeout(timeout)
+            sock.connect(info[4])
+            sock.settimeout(None)
+            keep = True
+            return sock
+        except OSError as exc:
+            last = exc
+        finally:
+            if not keep:
+                sock.close()
+    raise last
 
 
-# ---- ask -------------------------------------------------------------------------------------
+CONNECT_ALTERNATIVES = [connect_first, with_create_connection, with_connect_ex, with_finally_flag]
+
+
+@pytest.mark.parametrize("alternative", CONNECT_ALTERNATIVES, ids=lambda f: f.__name__)
+def test_connect_first_alternatives_pass(alternative, record_mutation):
+    result = check_connect_first(alternative)
+    record_mutation("connect_first", "alternative", alternative.__name__, result.passed)
+    assert result.passed, result
+
+
+# ---- ask: mutants ------------------------------------------------------------------------------
 
 def ask_stub(address, text):
     ...
 
 
-def sends_str(address, text):
+def sends_str(address, text):  # bytes vs str
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(text + "\n")
         return sock.recv(1024).decode()
@@ -134,6 +338,17 @@ def single_recv(address, text):
         return sock.recv(1024).decode("utf-8", errors="replace").removesuffix("\n")
 
 
+def three_recvs(address, text):  # a loop bounded by a count
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode() + b"\n")
+        reply = b""
+        for _ in range(3):
+            reply += sock.recv(1024)
+            if reply.endswith(b"\n"):
+                break
+        return reply.decode("utf-8", errors="ignore").removesuffix("\n")
+
+
 def decodes_each_chunk(address, text):
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(text.encode() + b"\n")
@@ -149,27 +364,137 @@ def ascii_only(address, text):
         return sock.recv(1024).decode("ascii")[:-1]
 
 
-def test_ask_reference_passes():
-    result = check_ask(ask)
-    assert result.passed, result
+def strips_whitespace(address, text):  # bytes not preserved exactly
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply.decode().strip()
+
+
+_kept = bytearray()
+
+
+def module_level_buffer(address, text):  # state that outlives the call
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode() + b"\n")
+        while not _kept.endswith(b"\n"):
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            _kept.extend(chunk)
+        return _kept.decode().removesuffix("\n").replace("\n", "")
+
+
+def global_default_timeout_ask(address, text):
+    socket.setdefaulttimeout(5)
+    with socket.create_connection(address) as sock:
+        sock.sendall(text.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply.decode().removesuffix("\n")
+
+
+ASK_MUTANTS = [
+    (sends_str, "sockets carry bytes: encode text first (b'...' or 'text'.encode()) and decode what you receive"),
+    (returns_bytes, "decode what you received: reply.decode('utf-8')"),
+    (keeps_newline, "strip the final '\\n' before returning"),
+    (single_recv, l07.LOOP_RECV_HINT),
+    (three_recvs, l07.LOOP_RECV_HINT),
+    (decodes_each_chunk, l07.DECODE_HINT),
+    (ascii_only, "encode with UTF-8, which can encode every character: text.encode('utf-8')"),
+    (strips_whitespace, l07.STRIP_HINT),
+    (module_level_buffer, l07.STATE_HINT),
+]
+
+
+@pytest.mark.parametrize(("mutant", "hint"), ASK_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_ask_mutants(mutant, hint, record_mutation):
+    _kept.clear()
+    result = check_ask(mutant)
+    ok = not result.passed and result.hint == hint
+    record_mutation("ask", "mutant", mutant.__name__, ok)
+    assert ok, result
+
+
+def test_ask_global_default_timeout(record_mutation):
+    try:
+        result = check_ask(global_default_timeout_ask)
+    finally:
+        socket.setdefaulttimeout(None)
+    ok = not result.passed and result.hint == GLOBAL_TIMEOUT_HINT
+    record_mutation("ask", "mutant", "global_default_timeout", ok)
+    assert ok, result
 
 
 def test_ask_stub():
     assert "`...` body" in check_ask(ask_stub).message
 
 
-@pytest.mark.parametrize(("wrong", "hint"), [
-    (sends_str, "sockets carry bytes"),
-    (returns_bytes, "decode what you received"),
-    (keeps_newline, "strip the final"),
-    (single_recv, "loop until the reply ends"),
-    (decodes_each_chunk, "decode once"),
-])
-def test_ask_wrong_answers(wrong, hint):
-    result = check_ask(wrong)
-    assert not result.passed and hint in result.hint, result
+# ---- ask: correct alternatives ---------------------------------------------------------------
+
+def with_makefile(address, text):
+    with socket.create_connection(address, timeout=5) as sock, sock.makefile("rwb") as f:
+        f.write(text.encode("utf-8") + b"\n")
+        f.flush()
+        return f.readline().decode("utf-8").removesuffix("\n")
 
 
-def test_ask_ascii_encoding_is_caught():
-    result = check_ask(ascii_only)
-    assert not result.passed and "UnicodeEncodeError" in result.message and "utf-8" in result.hint, result
+def with_recv_into(address, text):
+    buf, got = bytearray(4096), 0
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(f"{text}\n".encode())
+        while got == 0 or buf[got - 1] != ord("\n"):
+            n = sock.recv_into(memoryview(buf)[got:])
+            if n == 0:
+                break
+            got += n
+    return bytes(buf[:got - 1]).decode("utf-8")
+
+
+def with_text_file(address, text):
+    with socket.create_connection(address, timeout=5) as sock:
+        with sock.makefile("w", encoding="utf-8", newline="\n") as out:
+            out.write(text + "\n")
+        with sock.makefile("r", encoding="utf-8", newline="\n") as inp:
+            return inp.readline()[:-1]
+
+
+def with_byte_at_a_time(address, text):
+    with socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET) as sock:
+        sock.settimeout(5)
+        sock.connect(address)
+        sock.sendall(text.encode("utf-8") + b"\n")
+        pieces = []
+        while (b := sock.recv(1)) not in (b"", b"\n"):
+            pieces.append(b)
+    return b"".join(pieces).decode("utf-8")
+
+
+ASK_ALTERNATIVES = [ask, with_makefile, with_recv_into, with_text_file, with_byte_at_a_time]
+
+
+@pytest.mark.parametrize("alternative", ASK_ALTERNATIVES, ids=lambda f: f.__name__)
+def test_ask_alternatives_pass(alternative, record_mutation):
+    result = check_ask(alternative)
+    record_mutation("ask", "alternative", alternative.__name__, result.passed)
+    assert result.passed, result
+
+
+# ---- the same verdict, 20 times ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_checkers_give_the_same_verdict_20_times():
+    """The references, the alternatives and the mutants whose verdict involves time (the silent
+    address: the attempt's timeout and the call's deadline) get the same verdict 20 runs out of 20."""
+    runs = [(check_connect_first, connect_first, True), (check_ask, ask, True), (check_ask, with_byte_at_a_time, True), (check_ask, single_recv, False)]
+    if l07.silent_address_works():
+        runs += [(check_connect_first, gives_up_on_a_slow_address, False),
+                 (check_connect_first, spins_on_a_nonblocking_connect, False)]
+    for check, fn, passes in runs:
+        verdicts = [check(fn) for _ in range(20)]
+        wrong = [str(v) for v in verdicts if v.passed != passes]
+        assert not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[0]}"
+        assert len({v.hint for v in verdicts}) == 1, {v.hint for v in verdicts}

@@ -1,8 +1,8 @@
-"""Lesson 08 checkers: each passes its reference and fails, with the right hint, each typical wrong answer.
+"""Lesson 08 checkers, mutation-tested: each mutant of a reference (one per class of beginner
+mistake that applies) fails with the hint about ITS bug; each correct alternative passes.
 
-The wrong answers are caught by timing the write-write-read stall, so those tests need a system
-that stalls (Linux loopback does: delayed ACK, measured ~40 ms); elsewhere they skip.
-"""
+The checkers judge what the peer observes (the option read back from the socket; the bytes and
+the pieces each request arrived in), so none of these verdicts depends on a timing margin."""
 
 from __future__ import annotations
 
@@ -11,35 +11,50 @@ import sys
 
 import pytest
 
-from socketlessons.lessons.l08_under_the_hood import (
-    check_nodelay_client,
-    check_send_request,
-)
-from socketlessons.lessons.l08_under_the_hood.solutions import (
-    nodelay_client,
-    send_request,
-)
+from socketlessons.checks import GLOBAL_TIMEOUT_HINT, LEAK_HINT
+from socketlessons.lessons.l08_under_the_hood import check_nodelay_client, check_send_request
+from socketlessons.lessons.l08_under_the_hood import checks as l08
+from socketlessons.lessons.l08_under_the_hood.solutions import nodelay_client, send_request
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
-stalls = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the delayed-ACK stall is measured on Linux")
 
+
+# ---- nodelay_client: mutants -------------------------------------------------------------------
 
 def nodelay_client_stub(address):
     """Return a connection without Nagle's stall."""
     ...
 
 
-def plain_connection(address):
+def plain_connection(address):  # the option missing
     return socket.create_connection(address, timeout=5)
 
 
-def wrong_level(address):
+def wrong_level(address):  # the right name at the wrong level
     sock = socket.create_connection(address, timeout=5)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.TCP_NODELAY, 1)  # TCP_NODELAY == 1 == SO_DEBUG there
     except OSError:
         pass  # SO_DEBUG may need privileges; either way Nagle stays on
     return sock
+
+
+def quickack_instead(address):  # a look-alike option
+    sock = socket.create_connection(address, timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, "TCP_QUICKACK", 12), 1)
+    return sock
+
+
+def nodelay_zero(address):  # "no delay = 0"
+    sock = socket.create_connection(address, timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    return sock
+
+
+def nodelay_on_another_socket(address):  # the option on the wrong socket
+    with socket.socket() as configured:
+        configured.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return socket.create_connection(address, timeout=5)
 
 
 def not_connected(address):
@@ -53,25 +68,90 @@ def returns_nothing(address):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def test_nodelay_client_reference_passes():
-    result = check_nodelay_client(nodelay_client)
-    assert result.passed, result
+def leaves_a_probe_open(address):  # a socket not closed on some path
+    probe = socket.create_connection(address, timeout=5)  # "is the server there?"
+    assert probe.getpeername()
+    sock = socket.create_connection(address, timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def global_default_timeout(address):  # state that outlives the call
+    socket.setdefaulttimeout(5)
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+NODELAY_MUTANTS = [
+    (plain_connection, l08.NODELAY_HINT),
+    (wrong_level, l08.LEVEL_HINT),
+    (nodelay_zero, l08.WHICH_SOCKET_HINT),
+    (nodelay_on_another_socket, l08.WHICH_SOCKET_HINT),
+    (not_connected, l08.NOT_CONNECTED_HINT),
+    (returns_nothing, l08.RETURN_HINT),
+    (leaves_a_probe_open, LEAK_HINT),
+]
+if sys.platform.startswith("linux"):
+    NODELAY_MUTANTS.append((quickack_instead, l08.LOOKALIKE_HINT))
+
+
+@pytest.mark.parametrize(("mutant", "hint"), NODELAY_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_nodelay_client_mutants(mutant, hint, record_mutation):
+    result = check_nodelay_client(mutant)
+    ok = not result.passed and result.hint == hint
+    record_mutation("nodelay_client", "mutant", mutant.__name__, ok)
+    assert ok, result
+
+
+def test_nodelay_client_global_default_timeout(record_mutation):
+    try:
+        result = check_nodelay_client(global_default_timeout)
+    finally:
+        socket.setdefaulttimeout(None)
+    ok = not result.passed and result.hint == GLOBAL_TIMEOUT_HINT
+    record_mutation("nodelay_client", "mutant", "global_default_timeout", ok)
+    assert ok, result
 
 
 def test_nodelay_client_stub():
     assert "`...` body" in check_nodelay_client(nodelay_client_stub).message
 
 
-@pytest.mark.parametrize(("wrong", "hint"), [
-    (plain_connection, "IPPROTO_TCP"),
-    (wrong_level, "not SOL_SOCKET"),
-    (not_connected, "connect it"),
-    (returns_nothing, "return the connected socket"),
-])
-def test_nodelay_client_wrong_answers(wrong, hint):
-    result = check_nodelay_client(wrong)
-    assert not result.passed and hint in result.hint, result
+# ---- nodelay_client: correct alternatives ----------------------------------------------------
 
+def set_before_connect(address):
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+    sock.settimeout(5)
+    sock.connect(address)
+    return sock
+
+
+def via_getaddrinfo(address):
+    family, type_, proto, _, sockaddr = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.connect(sockaddr)
+        sock.setsockopt(socket.SOL_TCP if hasattr(socket, "SOL_TCP") else socket.IPPROTO_TCP,
+                        socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+NODELAY_ALTERNATIVES = [nodelay_client, set_before_connect, via_getaddrinfo]
+
+
+@pytest.mark.parametrize("alternative", NODELAY_ALTERNATIVES, ids=lambda f: f.__name__)
+def test_nodelay_client_alternatives_pass(alternative, record_mutation):
+    result = check_nodelay_client(alternative)
+    record_mutation("nodelay_client", "alternative", alternative.__name__, result.passed)
+    assert result.passed, result
+
+
+# ---- send_request: mutants ---------------------------------------------------------------------
 
 def send_request_stub(sock, header, body):
     ...
@@ -82,36 +162,133 @@ def two_writes(sock, header, body):
     sock.sendall(body)
 
 
+def two_writes_in_a_loop(sock, header, body):  # fixed-size pieces: still several writes
+    data = header + body
+    for i in range(0, len(data), 64):
+        sock.sendall(data[i:i + 64])
+
+
 def switches_nodelay_on(sock, header, body):
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(header)
     sock.sendall(body)
 
 
+def nodelay_after_the_writes(sock, header, body):
+    sock.sendall(header)
+    sock.sendall(body)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def header_and_half_the_body(sock, header, body):
     sock.sendall(header + body[: len(body) // 2])
 
 
-def test_send_request_reference_passes():
-    result = check_send_request(send_request)
-    assert result.passed, result
+def two_sends_bounded(sock, header, body):  # a loop bounded by a count, send() results ignored
+    data = header + body
+    for i in range(2):
+        sock.send(data[i * 50:(i + 1) * 50])
+
+
+def body_first(sock, header, body):  # bytes reordered
+    sock.sendall(body + header)
+
+
+def formats_bytes_as_text(sock, header, body):  # bytes vs str
+    sock.sendall(f"{header}{body}".encode()[: len(header) + len(body)])
+
+
+def glued_to_the_previous(sock, header, body):  # an extra header glued on
+    sock.sendall(header + body + header)
+
+
+def global_default_timeout_send(sock, header, body):
+    socket.setdefaulttimeout(2)
+    sock.sendall(header + body)
+
+
+SEND_MUTANTS = [
+    (two_writes, l08.TWO_WRITES_HINT),
+    (two_writes_in_a_loop, l08.TWO_WRITES_HINT),
+    (switches_nodelay_on, l08.OPTION_HINT),
+    (nodelay_after_the_writes, l08.OPTION_HINT),
+    (header_and_half_the_body, l08.MISSING_HINT),
+    (two_sends_bounded, l08.MISSING_HINT),
+    (body_first, l08.ORDER_HINT),
+    (formats_bytes_as_text, l08.REPR_HINT),
+    (glued_to_the_previous, l08.BYTES_HINT),
+]
+
+
+@pytest.mark.parametrize(("mutant", "hint"), SEND_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_send_request_mutants(mutant, hint, record_mutation):
+    result = check_send_request(mutant)
+    ok = not result.passed and result.hint == hint
+    record_mutation("send_request", "mutant", mutant.__name__, ok)
+    assert ok, result
+
+
+def test_send_request_global_default_timeout(record_mutation):
+    try:
+        result = check_send_request(global_default_timeout_send)
+    finally:
+        socket.setdefaulttimeout(None)
+    ok = not result.passed and result.hint == GLOBAL_TIMEOUT_HINT
+    record_mutation("send_request", "mutant", "global_default_timeout", ok)
+    assert ok, result
 
 
 def test_send_request_stub():
     assert "`...` body" in check_send_request(send_request_stub).message
 
 
-@stalls
-def test_send_request_two_writes_stall():
-    result = check_send_request(two_writes)
-    assert not result.passed and "sendall(header + body)" in result.hint and "ms" in result.message, result
+# ---- send_request: correct alternatives ------------------------------------------------------
+
+def with_join(sock, header, body):
+    sock.sendall(b"".join([header, body]))
 
 
-def test_send_request_nodelay_is_the_other_exercise():
-    result = check_send_request(switches_nodelay_on)
-    assert not result.passed and "one write" in result.hint, result
+def with_buffered_file(sock, header, body):
+    with sock.makefile("wb") as f:  # buffered: two write() calls, one send on flush
+        f.write(header)
+        f.write(body)
 
 
-def test_send_request_incomplete_request_times_out():
-    result = check_send_request(header_and_half_the_body)
-    assert not result.passed and "still waiting for the rest" in result.message and "every byte" in result.hint, result
+def with_send_loop(sock, header, body):
+    data = memoryview(header + body)
+    while data:
+        data = data[sock.send(data):]
+
+
+SEND_ALTERNATIVES = [send_request, with_join, with_buffered_file, with_send_loop]
+if hasattr(socket.socket, "sendmsg"):
+    def with_sendmsg(sock, header, body):  # gather: one system call, one segment
+        sent = sock.sendmsg([header, body])
+        if sent < len(header) + len(body):
+            sock.sendall((header + body)[sent:])
+
+    SEND_ALTERNATIVES.append(with_sendmsg)
+
+
+@pytest.mark.parametrize("alternative", SEND_ALTERNATIVES, ids=lambda f: f.__name__)
+def test_send_request_alternatives_pass(alternative, record_mutation):
+    result = check_send_request(alternative)
+    record_mutation("send_request", "alternative", alternative.__name__, result.passed)
+    assert result.passed, result
+
+
+# ---- the same verdict, 20 times ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_checkers_give_the_same_verdict_20_times():
+    """References, alternatives and the mutants whose symptom is a stall (two writes) get the
+    same verdict and the same hint 20 runs out of 20."""
+    runs = [(check_nodelay_client, nodelay_client, True), (check_nodelay_client, set_before_connect, True),
+            (check_nodelay_client, plain_connection, False),
+            (check_send_request, send_request, True), (check_send_request, with_buffered_file, True),
+            (check_send_request, two_writes, False), (check_send_request, two_writes_in_a_loop, False)]
+    for check, fn, passes in runs:
+        verdicts = [check(fn) for _ in range(20)]
+        wrong = [str(v) for v in verdicts if v.passed != passes]
+        assert not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[0]}"
+        assert len({v.hint for v in verdicts}) == 1, {v.hint for v in verdicts}

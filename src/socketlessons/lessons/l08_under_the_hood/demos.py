@@ -16,6 +16,7 @@ Used in ``notebooks/08_under_the_hood.ipynb``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import socket
@@ -34,6 +35,7 @@ __all__ = ["switch_verdict",
     "BufferResult",
     "GilResult",
     "NagleResult",
+    "ReceivedRequest",
     "RequestServer",
     "TcpInfo",
     "buffer_verdict",
@@ -68,35 +70,60 @@ REPLY = b"OK\n"
 STALL_NS = 10_000_000
 
 
+@dataclasses.dataclass(frozen=True)
+class ReceivedRequest:
+    """One complete request as the server saw it: its bytes, and the size of each ``recv()``
+    that contributed to it (one entry: it arrived in one piece)."""
+
+    conn: int
+    data: bytes
+    pieces: tuple[int, ...]
+
+
 class RequestServer(TCPServer):
     """Reads requests of exactly ``request_size`` bytes and answers each with ``reply``.
 
     Unlike the echo server it does not answer a partial request: so when the client's second
     write is held back (Nagle), nothing goes back that could carry an ACK, and the exchange
     waits for the server's delayed-ACK timer. That is the write-write-read stall.
+
+    ``expect``: when given, a request whose bytes differ from it is answered with ``wrong``
+    (same length as ``reply``; ``?`` repeated by default) instead. Every request is kept in ``requests`` (the last 1,000),
+    with the sizes of the reads it arrived in: the checkers judge what the server saw.
     """
 
     kind = "request"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, request_size: int = len(HEADER) + len(BODY),
-                 reply: bytes = REPLY, **kwargs: Any) -> None:
+                 reply: bytes = REPLY, expect: bytes | None = None, wrong: bytes | None = None, **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
         if isinstance(request_size, bool) or not isinstance(request_size, int) or not 0 < request_size <= 1 << 20:
             raise ValueError(f"request_size must be between 1 and 1 MiB, got {request_size!r}")
         if not isinstance(reply, bytes) or not reply:
             raise TypeError(f"reply must be non-empty bytes, got {reply!r}")
-        self.request_size, self.reply = request_size, reply
+        if expect is not None and (not isinstance(expect, bytes) or len(expect) != request_size):
+            raise ValueError(f"expect must be None or {request_size} bytes (request_size), got {expect!r}")
+        wrong = b"?" * len(reply) if wrong is None else wrong
+        if not isinstance(wrong, bytes) or len(wrong) != len(reply):
+            raise ValueError(f"wrong must be bytes as long as reply ({len(reply)}), got {wrong!r}")
+        self.request_size, self.reply, self.expect, self.wrong = request_size, reply, expect, wrong
+        self.requests: collections.deque[ReceivedRequest] = collections.deque(maxlen=1000)
 
     def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "request_size": self.request_size, "reply": self.reply}
+        return {**super()._settings(), "request_size": self.request_size, "reply": self.reply,
+                "expect": self.expect, "wrong": self.wrong}
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
-        pending = b""
+        pending, pieces = b"", []
         while data := self._recv(conn, stats):
             pending += data
+            pieces.append(len(data))
             while len(pending) >= self.request_size:
-                pending = pending[self.request_size:]
-                self._send(conn, stats, self.reply)
+                request, pending = pending[:self.request_size], pending[self.request_size:]
+                self.requests.append(ReceivedRequest(stats.conn, request, tuple(pieces)))
+                pieces = [len(pending)] if pending else []
+                ok = self.expect is None or request == self.expect
+                self._send(conn, stats, self.reply if ok else self.wrong)
 
 
 # ---- Nagle ------------------------------------------------------------------------------------
