@@ -1,4 +1,5 @@
-"""Lesson 06 checkers: each passes its reference and fails, with the right hint, each typical wrong answer."""
+"""Lesson 06 checkers, mutation-tested: the reference passes; one mutant per class of beginner
+mistake fails with the hint about ITS bug; correct alternatives written differently pass."""
 
 from __future__ import annotations
 
@@ -7,15 +8,23 @@ import sys
 
 import pytest
 
-from socketlessons.checks import show_solution
-from socketlessons.framing import recv_exactly
+from socketlessons.checks import BUSY_HINT, show_solution
+from socketlessons.framing import DelimitedDecoder, recv_exactly
 from socketlessons.lessons.l06_framing.checks import (
+    BODY_PIECES_HINT,
     CARRY_HINT,
+    CR_HINT,
     EMPTY_LINE_HINT,
+    EOF_SPIN_HINT,
     GLUED_HINT,
     GLUED_LINES_HINT,
     HEADER_PIECES_HINT,
     LINES_EOF_HINT,
+    MSG_EOF_HINT,
+    READ_AHEAD_HINT,
+    STATE_HINT,
+    STOP_EARLY_HINT,
+    STRIP_HINT,
     check_read_lines,
     check_read_message,
 )
@@ -24,7 +33,7 @@ from socketlessons.lessons.l06_framing.solutions import read_lines, read_message
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
-# ---- read_lines: the typical wrong answers, written out -------------------------------------------
+# ---- read_lines: mutants -----------------------------------------------------------------------------
 
 def read_lines_stub(sock):
     """Every newline-terminated message until the peer closes."""
@@ -45,11 +54,56 @@ def splits_each_recv_alone(sock):
     return lines
 
 
+def bounded_by_count(sock):
+    buffer, lines = b"", []
+    for _ in range(8):  # "eight recv calls are plenty"
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        lines += complete
+    return lines
+
+
+def single_recv_of_1024(sock):
+    return sock.recv(1024).split(b"\n")[:-1]
+
+
 def drops_empty_lines(sock):
     data = b""
     while chunk := sock.recv(4096):
         data += chunk
     return [line for line in data.split(b"\n") if line]
+
+
+def uses_splitlines(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    if data and not data.endswith(b"\n"):
+        raise EOFError("cut off")
+    return data.splitlines()
+
+
+def strips_each_line(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    *lines, rest = data.split(b"\n")
+    if rest:
+        raise EOFError("cut off")
+    return [line.strip() for line in lines]
+
+
+def normalises_crlf(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk.replace(b"\r\n", b"\n")  # "be liberal in what you accept"
+    *lines, rest = data.split(b"\n")
+    if rest:
+        raise EOFError("cut off")
+    return lines
 
 
 def keeps_a_cut_off_line(sock):
@@ -60,26 +114,151 @@ def keeps_a_cut_off_line(sock):
     return lines + [rest] if rest else lines
 
 
-def single_recv_of_1024(sock):
-    return sock.recv(1024).split(b"\n")[:-1]
+def drops_a_cut_off_line(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data.split(b"\n")[:-1]  # the cut-off rest disappears silently
 
 
-def test_read_lines_reference_passes():
+_buffer = b""
+
+
+def module_level_buffer(sock):
+    global _buffer
+    lines = []
+    while chunk := sock.recv(4096):
+        _buffer += chunk
+        *complete, _buffer = _buffer.split(b"\n")
+        lines += complete
+    if _buffer:
+        raise EOFError("cut off")  # ...and the leftover stays for the next socket
+    return lines
+
+
+_lines = []
+
+
+def module_level_list(sock):
+    buffer = b""
+    while chunk := sock.recv(4096):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        _lines.extend(complete)
+    if buffer:
+        raise EOFError("cut off")
+    return _lines
+
+
+def busy_nonblocking(sock):
+    sock.setblocking(False)
+    buffer, lines = b"", []
+    try:
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except BlockingIOError:
+                continue  # spin until something arrives
+            if not chunk:
+                break
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            lines += complete
+    finally:
+        sock.settimeout(4.0)
+    if buffer:
+        raise EOFError("cut off")
+    return lines
+
+
+READ_LINES_MUTANTS = [
+    (one_recv_is_one_line, GLUED_LINES_HINT),
+    (splits_each_recv_alone, CARRY_HINT),
+    (bounded_by_count, STOP_EARLY_HINT),
+    (single_recv_of_1024, STOP_EARLY_HINT),
+    (drops_empty_lines, EMPTY_LINE_HINT),
+    (uses_splitlines, CR_HINT),
+    (strips_each_line, STRIP_HINT),
+    (normalises_crlf, STRIP_HINT),
+    (keeps_a_cut_off_line, LINES_EOF_HINT),
+    (drops_a_cut_off_line, LINES_EOF_HINT),
+    (module_level_buffer, STATE_HINT),
+    (module_level_list, STATE_HINT),
+    (busy_nonblocking, BUSY_HINT),
+]
+
+
+# ---- read_lines: correct alternatives -----------------------------------------------------------------
+
+def with_makefile(sock):
+    lines = []
+    with sock.makefile("rb") as f:
+        for line in f:  # binary files split at b"\n" only
+            if not line.endswith(b"\n"):
+                raise EOFError(f"cut off: {line[:20]!r}")
+            lines.append(line[:-1])
+    return lines
+
+
+def with_recv_into(sock):
+    lines, buffer, buf = [], bytearray(), bytearray(1024)
+    while n := sock.recv_into(buf):
+        buffer += buf[:n]
+        while (end := buffer.find(b"\n")) >= 0:
+            lines.append(bytes(buffer[:end]))
+            del buffer[: end + 1]
+    if buffer:
+        raise EOFError("the last line was cut off")
+    return lines
+
+
+def byte_by_byte(sock):
+    lines, line = [], bytearray()
+    while byte := sock.recv(1):
+        if byte == b"\n":
+            lines.append(bytes(line))
+            line.clear()
+        else:
+            line += byte
+    if line:
+        raise EOFError("the last line was cut off")
+    return lines
+
+
+def with_decoder(sock):
+    decoder, lines = DelimitedDecoder(b"\n"), []
+    while chunk := sock.recv(65536):
+        lines += decoder.feed(chunk)
+    if decoder.pending:
+        raise EOFError(f"{decoder.pending} bytes after the last newline")
+    return lines
+
+
+READ_LINES_ALTERNATIVES = [with_makefile, with_recv_into, byte_by_byte, with_decoder]
+
+
+def test_read_lines_reference_passes(record_mutation):
     result = check_read_lines(read_lines)
+    record_mutation("check_read_lines", "alternative", "reference", result.passed)
     assert result.passed, result
 
 
-@pytest.mark.parametrize(("wrong", "hint"), [
-    (one_recv_is_one_line, GLUED_LINES_HINT),
-    (splits_each_recv_alone, CARRY_HINT),
-    (drops_empty_lines, EMPTY_LINE_HINT),
-    (keeps_a_cut_off_line, LINES_EOF_HINT),
-    (single_recv_of_1024, GLUED_LINES_HINT),
-])
-def test_read_lines_wrong_answers_fail_with_their_hint(wrong, hint):
+@pytest.mark.parametrize(("wrong", "hint"), READ_LINES_MUTANTS, ids=[m.__name__ for m, _ in READ_LINES_MUTANTS])
+def test_read_lines_mutant_fails_with_its_own_hint(wrong, hint, record_mutation):
+    global _buffer
+    _buffer = b""
+    _lines.clear()
     result = check_read_lines(wrong)
-    assert not result.passed
+    record_mutation("check_read_lines", "mutant", wrong.__name__, not result.passed and result.hint == hint)
+    assert not result.passed, result
     assert result.hint == hint, result
+
+
+@pytest.mark.parametrize("right", READ_LINES_ALTERNATIVES, ids=[f.__name__ for f in READ_LINES_ALTERNATIVES])
+def test_read_lines_alternative_passes(right, record_mutation):
+    result = check_read_lines(right)
+    record_mutation("check_read_lines", "alternative", right.__name__, result.passed)
+    assert result.passed, result
 
 
 def test_read_lines_stub_is_named():
@@ -87,7 +266,7 @@ def test_read_lines_stub_is_named():
     assert not result.passed and "`...` body" in result.message
 
 
-# ---- read_message --------------------------------------------------------------------------------
+# ---- read_message: mutants ----------------------------------------------------------------------------
 
 def read_message_stub(sock):
     """Read one length-prefixed message."""
@@ -99,8 +278,68 @@ def single_recvs(sock):
     return sock.recv(n)
 
 
+def body_single_recv(sock):
+    (n,) = struct.unpack("!I", recv_exactly(sock, 4))
+    return sock.recv(n)
+
+
+def body_bounded_by_count(sock):
+    (n,) = struct.unpack("!I", recv_exactly(sock, 4))
+    body = b""
+    for _ in range(3):  # "three pieces at most"
+        if len(body) < n:
+            body += sock.recv(n - len(body))
+    return body
+
+
 def one_recv_is_one_message(sock):
     return sock.recv(65536)[4:]
+
+
+def big_recv_reads_ahead(sock):
+    data = sock.recv(65536)
+    while len(data) < 4:
+        data += sock.recv(65536)
+    (n,) = struct.unpack("!I", data[:4])
+    while len(data) < 4 + n:
+        data += sock.recv(65536)
+    return data[4 : 4 + n]  # the bytes after it are lost
+
+
+def makefile_per_call(sock):
+    with sock.makefile("rb") as f:  # buffered: reads ahead, and the buffer dies with f
+        (n,) = struct.unpack("!I", f.read(4))
+        return f.read(n)
+
+
+def strips_the_message(sock):
+    (n,) = struct.unpack("!I", recv_exactly(sock, 4))
+    return recv_exactly(sock, n).strip()
+
+
+def returns_a_cut_off_message(sock):
+    def read(k):
+        data = b""
+        while len(data) < k:
+            chunk = sock.recv(k - len(data))
+            if not chunk:
+                break  # the peer closed: return what we have
+            data += chunk
+        return data
+
+    (n,) = struct.unpack("!I", read(4))
+    return read(n)
+
+
+def spins_at_eof(sock):
+    def read(k):
+        data = b""
+        while len(data) < k:
+            data += sock.recv(k - len(data))  # b"" forever once the peer closed
+        return data
+
+    (n,) = struct.unpack("!I", read(4))
+    return read(n)
 
 
 def native_byte_order(sock):
@@ -108,26 +347,145 @@ def native_byte_order(sock):
     return recv_exactly(sock, n)
 
 
-def test_read_message_reference_passes():
+_pending = bytearray()
+
+
+def module_level_buffer_messages(sock):
+    while True:  # a buffered reader whose buffer outlives the connection
+        if len(_pending) >= 4:
+            (n,) = struct.unpack("!I", _pending[:4])
+            if len(_pending) >= 4 + n:
+                message = bytes(_pending[4 : 4 + n])
+                del _pending[: 4 + n]
+                return message
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("the stream ended inside a message")
+        _pending.extend(chunk)
+
+
+def swallows_errors(sock):
+    try:
+        (n,) = struct.unpack("!I", recv_exactly(sock, 4))
+        return recv_exactly(sock, n)
+    except Exception:
+        return b""
+
+
+def busy_nonblocking_messages(sock):
+    sock.setblocking(False)
+
+    def read(k):
+        data = b""
+        while len(data) < k:
+            try:
+                chunk = sock.recv(k - len(data))
+            except BlockingIOError:
+                continue  # spin
+            if not chunk:
+                raise EOFError("the peer closed")
+            data += chunk
+        return data
+
+    try:
+        (n,) = struct.unpack("!I", read(4))
+        return read(n)
+    finally:
+        sock.settimeout(4.0)
+
+
+READ_MESSAGE_MUTANTS = [
+    (single_recvs, HEADER_PIECES_HINT),
+    (body_single_recv, BODY_PIECES_HINT),
+    (body_bounded_by_count, BODY_PIECES_HINT),
+    (one_recv_is_one_message, GLUED_HINT),
+    (big_recv_reads_ahead, READ_AHEAD_HINT),
+    (makefile_per_call, READ_AHEAD_HINT),
+    (strips_the_message, STRIP_HINT),
+    (returns_a_cut_off_message, MSG_EOF_HINT),
+    (swallows_errors, MSG_EOF_HINT),
+    (spins_at_eof, EOF_SPIN_HINT),
+    (module_level_buffer_messages, STATE_HINT),
+    (busy_nonblocking_messages, BUSY_HINT),
+]
+
+
+# ---- read_message: correct alternatives --------------------------------------------------------------
+
+def with_int_from_bytes_and_recv_into(sock):
+    def exactly(n):
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = sock.recv_into(view[got:])
+            if k == 0:
+                raise EOFError(f"closed after {got} of {n} bytes")
+            got += k
+        return bytes(buf)
+
+    return exactly(int.from_bytes(exactly(4), "big"))
+
+
+def with_struct_object_and_big_asks(sock):
+    header = struct.Struct("!I")
+
+    def exactly(n):
+        data = bytearray()
+        while len(data) < n:
+            chunk = sock.recv(min(n - len(data), 65536))
+            if not chunk:
+                raise ConnectionError("the peer closed in the middle of a message")
+            data += chunk
+        return bytes(data)
+
+    (length,) = header.unpack(exactly(header.size))
+    return exactly(length)
+
+
+def byte_at_a_time(sock):
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            byte = sock.recv(1)
+            if not byte:
+                raise EOFError("cut off")
+            data += byte
+        return data
+
+    return exactly(struct.unpack(">I", exactly(4))[0])
+
+
+READ_MESSAGE_ALTERNATIVES = [with_int_from_bytes_and_recv_into, with_struct_object_and_big_asks, byte_at_a_time]
+
+
+def test_read_message_reference_passes(record_mutation):
     result = check_read_message(read_message)
+    record_mutation("check_read_message", "alternative", "reference", result.passed)
     assert result.passed, result
 
 
-@pytest.mark.parametrize(("wrong", "hint"), [
-    (single_recvs, HEADER_PIECES_HINT),
-    (one_recv_is_one_message, GLUED_HINT),
-])
-def test_read_message_wrong_answers_fail_with_their_hint(wrong, hint):
+@pytest.mark.parametrize(("wrong", "hint"), READ_MESSAGE_MUTANTS, ids=[m.__name__ for m, _ in READ_MESSAGE_MUTANTS])
+def test_read_message_mutant_fails_with_its_own_hint(wrong, hint, record_mutation):
+    _pending.clear()
     result = check_read_message(wrong)
-    assert not result.passed
+    record_mutation("check_read_message", "mutant", wrong.__name__, not result.passed and result.hint == hint)
+    assert not result.passed, result
     assert result.hint == hint, result
 
 
 @pytest.mark.skipif(sys.byteorder != "little", reason="native and network order agree on big-endian machines")
-def test_read_message_native_byte_order_is_diagnosed():
+def test_read_message_native_byte_order_is_diagnosed(record_mutation):
     result = check_read_message(native_byte_order)
-    assert not result.passed
-    assert "'!I'" in result.hint and "83,886,080" in result.hint, result
+    ok = not result.passed and "'!I'" in result.hint and "83,886,080" in result.hint
+    record_mutation("check_read_message", "mutant", "native_byte_order", ok)
+    assert ok, result
+
+
+@pytest.mark.parametrize("right", READ_MESSAGE_ALTERNATIVES, ids=[f.__name__ for f in READ_MESSAGE_ALTERNATIVES])
+def test_read_message_alternative_passes(right, record_mutation):
+    result = check_read_message(right)
+    record_mutation("check_read_message", "alternative", right.__name__, result.passed)
+    assert result.passed, result
 
 
 def test_read_message_stub_is_named():
@@ -137,3 +495,20 @@ def test_read_message_stub_is_named():
 
 def test_solutions_can_be_shown():
     assert show_solution("read_lines") is not None and show_solution("read_message") is not None
+
+
+# ---- the same verdict every time -----------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_checkers_give_the_same_verdict_20_times():
+    """The references and the mutants whose verdict could depend on timing (how the pieces
+    arrive, busy loops, a loop that spins at EOF), 20 runs each: never a different verdict."""
+    cases = [(check_read_lines, read_lines, None), (check_read_lines, splits_each_recv_alone, CARRY_HINT),
+             (check_read_lines, bounded_by_count, STOP_EARLY_HINT), (check_read_lines, busy_nonblocking, BUSY_HINT),
+             (check_read_message, read_message, None), (check_read_message, single_recvs, HEADER_PIECES_HINT),
+             (check_read_message, body_single_recv, BODY_PIECES_HINT),
+             (check_read_message, busy_nonblocking_messages, BUSY_HINT)]
+    for check, fn, hint in cases:
+        verdicts = {(r.passed, r.hint) for r in (check(fn) for _ in range(20))}
+        assert verdicts == {(hint is None, hint or "")}, (fn.__name__, verdicts)

@@ -1,15 +1,26 @@
 """Checkers of lesson 06: ``read_lines`` and ``read_message`` against glued and dribbled streams.
 
 Each case starts a ``ScriptedServer`` that sends a known stream cut a known way (all at once,
-byte by byte, in listed sizes), then half-closes; the checker connects and hands the connected
-socket to the learner's function. (``recv_exactly`` is lesson 01's exercise; here it is a tool.)
-``check_read_lines`` catches: one ``recv`` taken as one message (glued lines), splitting each
-``recv`` on its own (a line cut between two ``recv`` calls comes out as two), dropping empty
-lines, and a cut-off last line returned as if it were whole.
-``check_read_message`` catches: a single ``recv`` for the header or the body, assuming one
-``recv`` is one message, and the wrong ``struct`` byte order: when a case fails, the same
-messages are sent again with the machine's native header (``"I"``), and if that passes the
-hint names the byte order.
+in listed sizes), then half-closes; the checker connects and hands the connected socket to the
+learner's function, and compares what came back with what was sent, byte for byte. (``recv_exactly``
+is lesson 01's exercise; here it is a tool.) Every wrong result is matched against what each
+typical mistake would have returned, so the hint names the mistake that was made:
+
+``check_read_lines``: one ``recv`` taken as one line (glued lines); each ``recv`` split on its own
+(a line cut between two ``recv`` calls comes out as two); a loop bounded by a count (stops
+early); empty lines dropped; ``splitlines()`` (cuts at ``b"\\r"`` too); stripped lines; a cut-off
+last line returned as if whole; a buffer kept at module level (the next socket starts with the
+last one's leftover).
+
+``check_read_message``: a single ``recv`` for the header or the body; one ``recv`` taken as one
+message (glued); reading ahead with a big ``recv`` or ``makefile()`` (the next call finds the
+socket empty); stripped bytes; a stream that ends inside a message returned short or looped on
+forever; the machine's byte order instead of network order (the same messages are sent again
+with a native header: if that passes, the hint names the byte order); a module-level buffer
+that hands one connection's bytes to the next.
+
+Dribbled cases pause between pieces long enough (about 0.35 s in all) that a function spinning
+on a non-blocking socket is seen by the shared busy-loop check of ``checks._core``.
 """
 
 from __future__ import annotations
@@ -20,9 +31,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...checks._core import DidNotReturn, NotYet, call, checker, expect
+from ...checks._core import DidNotReturn, NotYet, call, checker
 from ...framing import encode_frame
-from .demos import ScriptedServer
+from .demos import ScriptedServer, cut
 
 __all__ = ["check_read_lines", "check_read_message"]
 
@@ -30,18 +41,37 @@ __all__ = ["check_read_lines", "check_read_message"]
 #: checker's deadline ends; the deadline itself is shorter.
 SOCKET_TIMEOUT_S = 4.0
 DEADLINE_S = 2.0
+#: How long a dribbled stream takes to arrive, in all: each piece is its own segment, and a
+#: function spinning on a non-blocking socket spins long enough for the busy-loop check.
+DRIBBLE_S = 0.35
 
 GLUED_LINES_HINT = ("one recv can hold several lines, or part of one: collect the bytes in a buffer and cut "
                     "it at every b'\\n' (buffer.split(b'\\n'))")
 CARRY_HINT = ("a recv can end in the middle of a line: keep the piece after the last b'\\n' and put it in "
               "front of the next recv's bytes (DelimitedDecoder does exactly this)")
+STOP_EARLY_HINT = ("your function stopped reading before the peer closed: loop until recv returns b'', not a "
+                   "fixed number of times (you cannot know in advance how many pieces will come)")
 EMPTY_LINE_HINT = "an empty line is a message too: keep the b'' between two b'\\n' (do not filter it out)"
+CR_HINT = ("cut only at b'\\n': splitlines() also cuts at b'\\r' (and drops it), but here b'\\r' is part of "
+           "the message; use buffer.split(b'\\n')")
+STRIP_HINT = ("return each message's bytes exactly: do not strip() them; spaces, tabs and b'\\r' are part of "
+              "the message")
 LINES_EOF_HINT = ("loop until recv returns b'' (the peer closed); if bytes remain after the last b'\\n', the "
                   "last line was cut off: raise EOFError")
+STATE_HINT = ("keep the buffer inside the function (a local variable): a module-level buffer or list outlives "
+              "the call and hands one connection's bytes to the next")
 HEADER_PIECES_HINT = ("the 4-byte header can arrive in pieces too: read it with recv_exactly(sock, 4), then the "
                       "body with recv_exactly(sock, length)")
+BODY_PIECES_HINT = ("recv(n) returns what has arrived, maybe fewer than n bytes: read the body with "
+                    "recv_exactly(sock, length), which loops until it has all of them")
 GLUED_HINT = ("one recv can return several messages glued together: read the 4-byte header, then exactly "
               "that many bytes, and leave the rest in the socket for the next call")
+READ_AHEAD_HINT = ("your first call read past the end of its message, so the next call found those bytes gone: "
+                   "a big recv() or a makefile() reads ahead; read exactly 4 bytes, then exactly length bytes")
+MSG_EOF_HINT = ("when recv returns b'' before the message is complete, the peer has closed: raise EOFError "
+                "(recv_exactly does); a cut-off message must not pass for a whole one")
+EOF_SPIN_HINT = ("recv returned b'' (the peer closed) and your loop kept calling it: stop at b'' and raise "
+                 "EOFError")
 ORDER_HINT = ("the header is in network byte order: struct.unpack('!I', header); a bare 'I' uses this "
               "machine's order ({order}-endian) and reads 5 as {wrong:,}")
 
@@ -59,18 +89,20 @@ def _kill(sock: socket.socket, server: ScriptedServer) -> Callable[[], None]:
 
 
 def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
-         calls: Sequence[tuple[Any, ...]]) -> tuple[list[Any], BaseException | None]:
-    """Serve ``payload`` cut into ``chunks``; call ``fn(sock, *args)`` for each args in ``calls``.
+         calls: int = 1, pause: float | None = 0.001) -> tuple[list[Any], BaseException | None]:
+    """Serve ``payload`` cut into ``chunks``; call ``fn(sock)`` ``calls`` times on one connection.
 
     Returns the results so far and the exception that stopped the calls (``DidNotReturn`` if one
     did not return), never raising it: the checker decides what it means.
     """
     results: list[Any] = []
-    with ScriptedServer(payload, chunks=chunks, pause=0.001) as server, \
+    if pause is None:  # spread the pieces over DRIBBLE_S
+        pause = DRIBBLE_S / max(1, len(cut(payload, chunks)) - 1)
+    with ScriptedServer(payload, chunks=chunks, pause=pause) as server, \
             socket.create_connection(server.address, timeout=SOCKET_TIMEOUT_S) as sock:
-        for args in calls:
+        for _ in range(calls):
             try:
-                results.append(call(fn, sock, *args, timeout=DEADLINE_S, on_timeout=_kill(sock, server)))
+                results.append(call(fn, sock, timeout=DEADLINE_S, on_timeout=_kill(sock, server)))
             except (DidNotReturn, Exception) as exc:  # noqa: PERF203 - one call per case
                 return results, exc
     return results, None
@@ -82,34 +114,82 @@ def _describe(exc: BaseException) -> str:
     return f"raised {type(exc).__name__}: {exc}"
 
 
+def _as_list(got: Any) -> list[bytes] | None:
+    if not isinstance(got, (list, tuple)) or not all(isinstance(x, (bytes, bytearray)) for x in got):
+        return None
+    return [bytes(x) for x in got]
+
+
+def _is_prefix(got: list[bytes], expected: list[bytes]) -> bool:
+    """``got`` is what a reader that stopped early returns: the first lines, the last maybe cut."""
+    if not got or len(got) > len(expected) or got == expected:
+        return False
+    *whole, last = got
+    return whole == expected[: len(whole)] and expected[len(whole)].startswith(last)
+
+
+def _lines_hint(got: list[bytes], expected: list[bytes], previous: list[bytes]) -> str:
+    """The hint for the mistake that turns ``expected`` into ``got`` (``previous``: the last case's lines)."""
+    stream = b"".join(m + b"\n" for m in expected)
+    if previous and len(got) > len(expected) and got[: len(previous)] == previous:
+        return STATE_HINT
+    if got == stream.splitlines():
+        return CR_HINT
+    for strip in (bytes.strip, bytes.rstrip, bytes.lstrip, lambda m: m.rstrip(b"\r")):
+        if got == [strip(m) for m in expected] or got == [strip(m) for m in expected if strip(m)]:
+            return STRIP_HINT
+    if got == [m for m in expected if m]:
+        return EMPTY_LINE_HINT
+    if _is_prefix(got, expected):
+        return STOP_EARLY_HINT
+    if len(got) > len(expected):
+        return CARRY_HINT
+    return GLUED_LINES_HINT
+
+
+#: Case 1, sent in one piece: an empty line, spaces, a tab, b"\r" inside and before the b"\n", 3,000 bytes.
+GLUED_LINES = [b"GET /hello", b"", b"  PING  ", b"tab\there, a\rcarriage return inside", b"y" * 3000,
+               b"ends in CR\r"]
+#: Case 2, arriving in pieces of 3, 7, 2, 11, 5, 1, then 13 bytes: more pieces than a fixed loop expects.
+PIECES = [3, 7, 2, 11, 5, 1, 13]
+PIECE_LINES = [b"alpha", b"beta gamma", b"a line long enough to be cut in several pieces",
+               b"another one, cut up as well, of a few dozen bytes", b"z", b"the last line of this stream"]
+
+
 @checker("read_lines", solution="read_lines")
 def check_read_lines(read_lines: Callable[..., Any]) -> str:
-    glued = [b"GET /hello", b"", b"PING", b"y" * 3000]
-    got, error = _run(read_lines, b"".join(m + b"\n" for m in glued), "whole", [()])
-    if error is not None:
-        hint = LINES_EOF_HINT if isinstance(error, DidNotReturn) else GLUED_LINES_HINT
-        raise NotYet(f"on {len(glued)} lines sent in one piece, your function {_describe(error)}", hint)
-    expect(isinstance(got[0], list), f"expected a list of messages, got {type(got[0]).__name__}",
-           "return a list of bytes, one item per line, without the b'\\n'")
-    lines = list(got[0])
-    expect(lines == glued, f"{len(glued)} lines sent in one piece (one of them empty, one of 3000 bytes); you "
-           f"returned {len(lines)} item(s): {[bytes(x)[:12] for x in lines]}",
-           EMPTY_LINE_HINT if lines == [m for m in glued if m] else GLUED_LINES_HINT)
+    previous: list[bytes] = []
+    for expected, chunks, pause, how in (
+            (GLUED_LINES, "whole", 0.001, f"{len(GLUED_LINES)} lines sent in one piece"),
+            (PIECE_LINES, PIECES, None, "lines arriving in pieces of 3, 7, 2, 11, 5, 1, 13… bytes")):
+        got, error = _run(read_lines, b"".join(m + b"\n" for m in expected), chunks, pause=pause)
+        if error is not None:
+            hint = LINES_EOF_HINT if isinstance(error, DidNotReturn) else \
+                (GLUED_LINES_HINT if chunks == "whole" else CARRY_HINT)
+            raise NotYet(f"on {how}, your function {_describe(error)}", hint)
+        lines = _as_list(got[0])
+        if lines is None:
+            raise NotYet(f"expected a list of bytes, got {got[0]!r:.60}",
+                         "return a list of bytes, one item per line, without the b'\\n'")
+        if lines != expected:
+            raise NotYet(f"on {how}, expected {len(expected)} lines {[m[:14] for m in expected]}…; you returned "
+                         f"{len(lines)}: {[m[:14] for m in lines][:8]}", _lines_hint(lines, expected, previous))
+        previous = expected
 
-    pieces = [b"alpha", b"beta gamma", b"a line long enough to be cut in several pieces", b"z"]
-    got, error = _run(read_lines, b"".join(m + b"\n" for m in pieces), [3, 7, 2, 11, 5, 1, 13], [()])
-    if error is not None:
-        raise NotYet(f"on lines arriving in pieces of 3, 7, 2, 11… bytes, your function {_describe(error)}",
-                     CARRY_HINT)
-    expect(list(got[0]) == pieces, f"on lines arriving in pieces, expected {pieces[:2]}…, got "
-           f"{[bytes(x) for x in got[0]][:4]}", CARRY_HINT)
-
-    got, error = _run(read_lines, b"complete\nincompl", "whole", [()])
+    got, error = _run(read_lines, b"complete\nincompl", "whole")
     early = "the stream ended in the middle of a line (b'complete\\nincompl') and your function"
     if error is None:
         raise NotYet(f"{early} returned {got[0]!r:.60}", LINES_EOF_HINT)
-    expect(isinstance(error, (EOFError, ConnectionError)), f"{early} {_describe(error)}", LINES_EOF_HINT)
-    return "glued lines came apart, cut lines came together, and a cut-off last line raised EOFError"
+    if not isinstance(error, (EOFError, ConnectionError)):
+        raise NotYet(f"{early} {_describe(error)}", LINES_EOF_HINT)
+
+    got, error = _run(read_lines, b"fresh\n", "whole")
+    if error is not None or _as_list(got[0]) != [b"fresh"]:
+        shown = _describe(error) if error is not None else f"returned {got[0]!r:.60}"
+        raise NotYet(f"on a new connection that sent only b'fresh\\n', after the cut-off stream, your function "
+                     f"{shown}", STATE_HINT)
+    return ("glued lines came apart with every byte kept, cut lines came together, a cut-off last line raised "
+            "EOFError, and a new connection started afresh")
 
 
 def _frames(messages: Sequence[bytes], header: struct.Struct) -> bytes:
@@ -121,30 +201,71 @@ def _byte_order_hint_or(read_message: Callable[..., Any], messages: Sequence[byt
     native = struct.Struct("=I")
     if native.pack(5) == struct.pack("!I", 5):
         return hint  # a big-endian machine: native and network order agree
-    got, error = _run(read_message, _frames(messages, native), "whole", [()] * len(messages))
+    got, error = _run(read_message, _frames(messages, native), "whole", len(messages))
     if error is None and got == list(messages):
         little = int.from_bytes(struct.pack("!I", 5), sys.byteorder)
         return ORDER_HINT.format(order=sys.byteorder, wrong=little)
     return hint
 
 
+def _message_hint(got: list[Any], error: BaseException | None, expected: Sequence[bytes], whole: bool) -> str:
+    """The hint for the mistake that turns ``expected`` into ``got`` (then ``error``)."""
+    bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), None)
+    if bad is None:  # every message returned was right: the next call raised or did not return
+        if got:
+            return READ_AHEAD_HINT  # an earlier call took this message's bytes with its own
+        return HEADER_PIECES_HINT if isinstance(error, struct.error) or not whole else GLUED_HINT
+    g, e = got[bad], expected[bad]
+    if isinstance(g, (bytes, bytearray)):
+        g = bytes(g)
+        if len(g) > len(e) and g.startswith(e):
+            return GLUED_HINT
+        if g in (e.strip(), e.rstrip(), e.lstrip()):
+            return STRIP_HINT
+        if len(g) < len(e) and e.startswith(g):
+            return BODY_PIECES_HINT
+    return GLUED_HINT if whole else HEADER_PIECES_HINT
+
+
+#: Case 1, sent in one piece: glued; an empty message; spaces and b"\r\n" that must survive.
+GLUED_MESSAGES = [b"hello", b"", b"  framing works \r\n"]
+#: Case 2, arriving in pieces of 1, 2, 1, 3, 5, 8, 13, 13… bytes: the header itself in three.
+DRIBBLED = [b"one byte at a time ", b"x" * 300]
+DRIBBLE_PIECES = [1, 2, 1, 3, 5, 8, 13]
+
+
 @checker("read_message", solution="read_message")
 def check_read_message(read_message: Callable[..., Any]) -> str:
-    glued = [b"hello", b"", b"framing works"]
-    got, error = _run(read_message, _frames(glued, struct.Struct("!I")), "whole", [()] * len(glued))
-    if error is not None or got != glued:
-        first = got[0] if got else None
-        hint = GLUED_HINT if isinstance(first, (bytes, bytearray)) and len(first) > len(glued[0]) else HEADER_PIECES_HINT
-        hint = _byte_order_hint_or(read_message, glued, hint)
-        shown = _describe(error) if error is not None else f"returned {got!r:.80}"
-        raise NotYet(f"3 messages sent in one piece ({glued!r}); your function {shown}", hint)
+    network = struct.Struct("!I")
+    for expected, chunks, pause, how in (
+            (GLUED_MESSAGES, "whole", 0.001, f"{len(GLUED_MESSAGES)} messages sent in one piece ({GLUED_MESSAGES!r})"),
+            (DRIBBLED, DRIBBLE_PIECES, None, "a stream arriving in pieces of 1, 2, 1, 3, 5, 8, 13 bytes "
+             f"({DRIBBLED[0]!r} and 300 × b'x')")):
+        got, error = _run(read_message, _frames(expected, network), chunks, len(expected), pause=pause)
+        if error is not None or [bytes(g) if isinstance(g, (bytes, bytearray)) else g for g in got] != expected:
+            hint = _message_hint(got, error, expected, chunks == "whole")
+            if chunks == "whole":
+                hint = _byte_order_hint_or(read_message, expected, hint)
+            shown = _describe(error) if error is not None else f"returned {got!r:.80}"
+            raise NotYet(f"on {how}, your function {shown}", hint)
 
-    dribbled = [b"one byte at a time", b"x" * 300]
-    got, error = _run(read_message, _frames(dribbled, struct.Struct("!I")), [1, 2, 1, 3, 5, 8, 13],
-                      [()] * len(dribbled))
-    if error is not None:
-        raise NotYet(f"on a stream arriving in pieces of 1, 2, 1, 3, 5, 8, 13 bytes your function "
-                     f"{_describe(error)}", HEADER_PIECES_HINT)
-    expect(got == dribbled, f"on a stream arriving in pieces, expected {dribbled[0]!r} and 300 × b'x', got "
-           f"{got[0]!r:.40} and {len(got[1]) if len(got) > 1 else 0} bytes", HEADER_PIECES_HINT)
-    return "three glued messages came apart, and two dribbled ones came together"
+    first, second = [b"from the first connection", b"second", b"left unread"], [b"from a new connection"]
+    got, error = _run(read_message, _frames(first, network), "whole", 2)
+    if error is None:
+        got, error = _run(read_message, _frames(second, network), "whole", 1)
+    if error is not None or got != second:
+        shown = _describe(error) if error is not None else f"returned {got[0]!r:.60}"
+        raise NotYet(f"after reading 2 of 3 messages on one connection, on a new connection that sent "
+                     f"{second[0]!r} your function {shown}", STATE_HINT)
+
+    cut_off = network.pack(10) + b"only"
+    got, error = _run(read_message, cut_off, "whole")
+    early = "the stream ended inside a message (a header announcing 10 bytes, then b'only') and your function"
+    if error is None:
+        raise NotYet(f"{early} returned {got[0]!r:.40}", MSG_EOF_HINT)
+    if isinstance(error, DidNotReturn):
+        raise NotYet(f"{early} {_describe(error)}", EOF_SPIN_HINT)
+    if not isinstance(error, (EOFError, ConnectionError)):
+        raise NotYet(f"{early} {_describe(error)}", MSG_EOF_HINT)
+    return ("three glued messages came apart with every byte kept, two dribbled ones came together, a new "
+            "connection started afresh, and a cut-off message raised EOFError")
