@@ -156,21 +156,38 @@ def test_gui_demo_rejects_unknown_modes():
 @pytest.mark.parametrize(("busy", "delay", "word"), [
     ({"blocking": 0.31, "thread": 0.0002, "asyncio": 0.00005}, 0.3, "confirmed"),
     ({"blocking": 0.002, "thread": 0.0002, "asyncio": 0.00005}, 0.0, "inconclusive"),
-    ({"blocking": 0.31, "thread": 0.2, "asyncio": 0.00005}, 0.3, "not shown"),
+    ({"blocking": 0.31, "thread": 0.1, "asyncio": 0.00005}, 0.3, "inconclusive"),
+    ({"blocking": 0.31, "thread": 0.2, "asyncio": 0.00005}, 0.3, "contradicted"),
+    ({"blocking": 0.31}, 0.3, "inconclusive"),
 ])
 def test_gui_verdict_follows_the_numbers(busy, delay, word):
-    text = gui_verdict(busy, delay)
-    assert text.splitlines()[-1].startswith(word)
-    assert f"{busy['blocking'] * 1000:8.2f} ms" in text
+    verdict = gui_verdict(busy, delay)
+    assert verdict.status == word
+    assert str(verdict).splitlines()[-1].startswith(word)
+    assert f"{busy['blocking'] * 1000:8.2f} ms" in str(verdict)
 
 
-@pytest.mark.parametrize(("seq", "conc", "phrase"), [
-    (0.16, 0.02, "8.0x faster at once"),
-    (0.16, 0.09, "only 1.8x faster"),
-    (0.16, 0.15, "no faster"),
+def test_gui_verdict_names_the_slower_offloaded_click():
+    text = str(gui_verdict({"blocking": 0.31, "thread": 0.00002, "asyncio": 0.0004}, 0.3))
+    assert "0.4 ms (asyncio)" in text and "775x sooner" in text
+
+
+@pytest.mark.parametrize(("seq", "conc", "status", "phrase"), [
+    (0.16, 0.02, "confirmed", "8.0x faster at once"),
+    (0.16, 0.09, "refined", "only 1.8x faster"),
+    (0.16, 0.15, "contradicted", "no faster (1.1x)"),
 ])
-def test_concurrency_verdict_follows_the_numbers(seq, conc, phrase):
-    assert phrase in concurrency_verdict("8 clients", seq, conc, 8, 0.02)
+def test_concurrency_verdict_follows_the_numbers(seq, conc, status, phrase):
+    verdict = concurrency_verdict("8 clients", seq, conc, 8, 0.02)
+    assert verdict.status == status and phrase in str(verdict)
+    assert f"{seq:.3f} s" in str(verdict) and f"{conc:.3f} s" in str(verdict)
+
+
+@pytest.mark.parametrize("claim", __import__("socketlessons.lessons.l05_best_practices.claims",
+                                             fromlist=["CLAIMS"]).CLAIMS, ids=lambda c: c.name)
+@pytest.mark.usefixtures("no_leaks")
+def test_claims_return_a_status(claim):
+    assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive")
 
 
 def run_cells(notebook: str, first: str, last: str, replace: tuple[str, str] | None = None) -> str:
@@ -201,7 +218,7 @@ def _busy_and_verdict(out: str) -> tuple[dict[str, float], str]:
         head, sep, tail = line.partition(": the click kept the kernel busy")
         if sep:
             busy[head.strip()] = float(tail.split("ms")[0]) / 1000
-    verdict = next(line for line in out.splitlines() if line.split(":")[0] in ("confirmed", "inconclusive", "not shown this time"))
+    verdict = next(line for line in out.splitlines() if line.split(":")[0] in ("confirmed", "inconclusive", "contradicted"))
     return busy, verdict
 
 
@@ -210,18 +227,18 @@ def test_lesson05_gui_conclusion_follows_the_server_delay():
     (never against a fixed speed: a loaded host makes even an instant fetch slow)."""
     runs = {}
     for delay in ("0.3", "0"):
-        out = run_cells("05_best_practices.ipynb", "DELAY_S = 0.3", "gui_verdict(",
+        out = run_cells("05_best_practices.ipynb", "def fetch_blocking", "gui_verdict(",
                         replace=("DELAY_S = 0.3", f"DELAY_S = {delay}"))
         busy, verdict = _busy_and_verdict(out)
         assert set(busy) == {"blocking", "thread", "asyncio"}, out
         # the printed verdict is the one its own numbers give (not written in)
-        assert verdict.split(":")[0] == gui_verdict(busy, float(delay)).splitlines()[-1].split(":")[0], out
+        assert verdict.split(":")[0] == gui_verdict(busy, float(delay)).status, out
         runs[delay] = busy, verdict
     slow, instant = runs["0.3"][0], runs["0"][0]
     assert slow["blocking"] >= 0.3  # causal: the blocking click returned only after the reply
     assert max(slow["thread"], slow["asyncio"]) < slow["blocking"] / 2  # offloading freed the kernel
     assert instant["blocking"] < slow["blocking"]  # no delay, less blocking
-    assert runs["0.3"][1].startswith(("confirmed: blocking", "not shown this time")), runs["0.3"][1]
+    assert runs["0.3"][1].startswith(("confirmed: blocking", "inconclusive")), runs["0.3"][1]
 
 
 def test_localhost_server_is_what_connecting_to_localhost_reaches(no_leaks):

@@ -6,6 +6,8 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from socketlessons.framing import (
     encode_frame,
@@ -30,6 +32,7 @@ from socketlessons.lessons.l06_framing import (
     reader_verdict,
     reading,
 )
+from socketlessons.measure import Point
 from socketlessons.trace import Tracer
 
 CUT_CASES = [
@@ -129,13 +132,47 @@ def test_decode_chunks_both_framings():
     assert decode_chunks(cut(encode_frame(b"hey") * 2, "bytes")) == [b"hey", b"hey"]
 
 
-@pytest.mark.parametrize(("per_byte", "phrase"), [
-    ({"recv(1) until newline": 1350.0, "buffered lines": 0.5, "length prefix": 0.5}, "2,700x more per byte"),
-    ({"recv(1) until newline": 3.0, "buffered lines": 0.5}, "only 6.0x apart"),
-    ({"buffered lines": 0.5}, "inconclusive"),
+def _points(ns_at: dict[int, float]) -> list[Point]:
+    """Sweep points whose every batch took ``ns_at[x]`` (min, low and median alike)."""
+    return [Point(x, ns, ns, ns, 5, min_ns=ns, low_ns=ns) for x, ns in ns_at.items()]
+
+
+SIZES = [16, 64, 256, 1024, 4096]
+RECV1 = {k: 2_000 + 700 * k for k in SIZES}  # a system call per byte: 700 ns per byte
+BUFFERED = {k: 2_000 + 0.1 * k for k in SIZES}
+
+
+@pytest.mark.parametrize(("runs", "status", "phrase"), [
+    ({"recv(1) until newline": RECV1, "buffered lines": BUFFERED, "length prefix": BUFFERED}, "confirmed",
+     "took 1,191x as long as the buffered line reader (700 ns per byte"),
+    ({"recv(1) until newline": {k: 6 * v for k, v in BUFFERED.items()}, "buffered lines": BUFFERED}, "inconclusive",
+     "only 6.0x as long"),
+    ({"recv(1) until newline": BUFFERED, "buffered lines": BUFFERED}, "contradicted", "1.0x as long"),
+    ({"buffered lines": BUFFERED}, "inconclusive", "time both"),
+    # the fastest reader is the length-prefix one: the ratio is still against the buffered LINE reader
+    ({"recv(1) until newline": RECV1, "buffered lines": {k: 40_000 for k in SIZES},
+      "length prefix": {k: 2_000 for k in SIZES}}, "confirmed", "took 72x as long as the buffered line reader"),
 ])
-def test_reader_verdict_follows_the_numbers(per_byte, phrase):
-    assert phrase in reader_verdict(per_byte, 4096)
+def test_reader_verdict_follows_the_numbers(runs, status, phrase):
+    verdict = reader_verdict({how: _points(ns) for how, ns in runs.items()})
+    assert verdict.status == status and phrase in str(verdict), str(verdict)
+
+
+@given(st.floats(1e3, 1e8), st.floats(1e3, 1e8))
+def test_reader_verdict_quotes_the_times_it_was_given(slow_ns, fast_ns):
+    verdict = reader_verdict({"recv(1) until newline": _points({4096: slow_ns}),
+                              "buffered lines": _points({4096: fast_ns})})
+    ratio = slow_ns / fast_ns
+    assert verdict.ratio == pytest.approx(ratio)
+    assert verdict.status == ("confirmed" if ratio >= 10 else "inconclusive" if ratio >= 2 else "contradicted")
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_claims_return_a_status():
+    from socketlessons.lessons.l06_framing.claims import CLAIMS
+
+    for claim in CLAIMS:
+        assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive")
 
 
 def test_diagram_is_a_png_without_configuration_calls():
