@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 import pytest
 from traitlets import TraitError
@@ -330,3 +331,112 @@ def test_a_failed_run_keeps_the_plot_of_the_last_good_run():
     assert panel.run() is False
     assert "The plot shows earlier runs only" in panel.status_text
     assert (panel.plot.points, panel.plot.fits) == before and len(before[0]) == 4
+
+
+# ---- Stop: prompt, bounded, said ------------------------------------------------------------------
+
+def test_stop_unblocks_a_send_to_a_server_that_never_reads(no_leaks):
+    """A listener that never accepts: after a few MiB the socket buffers are full and sendall
+    blocks in the kernel. Stop shuts the guarded socket down, so the blocked call returns."""
+    blocked = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        address = listener.getsockname()
+
+        @contextlib.contextmanager
+        def flood(s):
+            with s.guard(socket.create_connection(address)) as sock:
+                def op():
+                    blocked.set()
+                    sock.sendall(s.payload)
+                yield op
+
+        panel = SweepPanel(flood, sweep="payload", payload=4 * MIB, start=4 * MIB, hide=("bufsize",))
+        panel.button.click()
+        assert blocked.wait(10)
+        time.sleep(0.3)  # now inside sendall, waiting for room that never comes
+        assert panel.running
+        t0 = time.monotonic()
+        panel.stop_button.click()
+        assert panel.wait(5), panel.status_text
+        assert time.monotonic() - t0 < 3
+        assert panel.status_text.startswith("Stopped") and "interrupted" in panel.status_text
+        assert not panel.running and not panel.button.disabled and panel.stop_button.layout.display == "none"
+
+
+def test_a_second_stop_and_a_stop_with_nothing_running_say_so():
+    release = threading.Event()
+    panel = SweepPanel(lambda s: (release.wait(10), summarize([1.0]))[1], sweep="payload", payload=2)
+    panel.stop()
+    assert "Nothing to stop" in panel.status_text
+    panel.button.click()
+    panel.stop()
+    assert "Stopping" in panel.status_text
+    panel.stop()
+    assert "Already stopping" in panel.status_text
+    release.set()
+    assert panel.wait(10) and "Stopped" in panel.status_text
+
+
+def test_a_run_that_takes_too_long_is_stopped_by_the_panel_and_says_why():
+    panel = SweepPanel(lambda s: (time.sleep(0.3), summarize([float(s.x)]))[1], sweep="payload", payload=MIB,
+                       max_run_s=0.5)
+    panel.run(timeout=10)
+    assert 1 <= len(panel.points) < 21
+    assert "took longer than 0.5 s" in panel.status_text
+
+
+def test_a_measurement_that_ignores_stop_frees_the_panel_and_the_worker():
+    import socketlessons.widgets as w
+
+    release = threading.Event()
+    stuck = SweepPanel(lambda s: (release.wait(30), summarize([1.0]))[1], sweep="payload", payload=1)
+    stuck.button.click()
+    time.sleep(0.2)
+    stuck.stop()
+    try:
+        assert stuck.wait(w.STOP_GRACE_S + 5)
+        assert "still blocked" in stuck.status_text and not stuck.running and not stuck.button.disabled
+        other = SweepPanel(fake_measure(), sweep="payload", payload=4)
+        assert other.run(timeout=10), other.status_text  # a fresh worker serves the next panel
+    finally:
+        release.set()
+
+
+def test_lesson_panel_base_stop_busy_and_status():
+    import ipywidgets as widgets
+
+    from socketlessons.lessons._panel import LessonPanel, PanelRun
+
+    class Demo(LessonPanel):
+        MAX_RUN_S = 5.0
+
+        def __init__(self):
+            self.button = widgets.Button(description="Run")
+            self.stop_button = self._make_stop_button()
+            self.status = widgets.HTML()
+            self.box = widgets.VBox([self.button, self.stop_button, self.status])
+            self._run = PanelRun()
+            self.steps = 0
+
+        def start_run(self):
+            return self._begin(self._worker, "Counting …")
+
+        def _worker(self):
+            while not self._run.stopped and self.steps < 1000:
+                self.steps += 1
+                time.sleep(0.01)
+            self._say(self._stop_note() or f"Counted {self.steps}.")
+
+    panel = Demo()
+    assert panel.start_run() and "Counting" in panel.status.value
+    assert panel.button.disabled and panel.stop_button.layout.display == ""
+    assert panel.start_run() is False and "already in progress" in panel.status.value
+    panel.stop_button.click()
+    assert panel._run.wait(5)
+    assert panel.status.value.startswith("Stopped") and panel.steps < 1000
+    assert not panel.button.disabled and panel.stop_button.layout.display == "none"
+    panel.stop()
+    assert "Nothing to stop" in panel.status.value
+    panel.MAX_RUN_S = 0.2
+    assert panel.run(timeout=5)
+    assert "took longer than 0.2 s" in panel.status.value

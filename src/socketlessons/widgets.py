@@ -31,6 +31,13 @@ Rules:
   payload text (said how it was encoded: UTF-8 gives N bytes) all end as a message in the
   status line, and the run does not start (or, for non-ASCII text, starts and says so).
 * A click while a run is going does not start a second run (the status line says so).
+* **Stop** (shown while a run goes) ends it promptly: no new batch starts (``measure.time_op``
+  checks between batches), and the cleanups the measurement registered with
+  ``settings.on_stop(fn)`` / ``settings.guard(sock)`` run at once, so a call blocked in the
+  kernel (a ``sendall`` to a server that never reads) returns. A run is also bounded:
+  after ``max_run_s`` seconds the panel presses Stop itself and says so. If a measurement
+  ignores Stop and stays blocked for ``STOP_GRACE_S`` more, the status line says so, the panel
+  is usable again and later runs get a fresh worker thread (the blocked one is left behind).
 * A run happens in a worker thread, so the panel stays responsive in JupyterLab (widget
   messages are handled only between cells). One worker thread serves every panel, so two
   runs never overlap; points are measured one after another and redraws happen between
@@ -62,6 +69,7 @@ from .measure import (
     Point,
     Verdict,
     compare,
+    estimates,
     fit_affine,
     fit_growth,
     sweep,
@@ -71,11 +79,13 @@ from .plots import LivePlot, format_bytes
 __all__ = [
     "RunSettings",
     "SizeSlider",
+    "StopSignal",
     "SweepPanel",
     "check_size",
     "encode_text",
     "format_size",
     "powers_of_two",
+    "shutdown_on_stop",
 ]
 
 MIB = 1 << 20
@@ -85,6 +95,73 @@ MAX_UDP_PAYLOAD = 65_507
 SETTLE_S = 0.01
 #: Longest a panel waits for a run in ``run()`` (a run itself is bounded by per-point budgets).
 RUN_TIMEOUT_S = 600.0
+#: A run longer than this is stopped by the panel itself (``SweepPanel(max_run_s=...)``).
+MAX_RUN_S = 120.0
+#: After Stop, how long a measurement may take to notice before the panel says it is blocked.
+STOP_GRACE_S = 3.0
+
+
+class StopSignal:
+    """A run's Stop: an event the measurement may poll, and cleanups that run when it is set
+    (from whichever thread presses Stop). Shared by every point of one run."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._cleanups: list[Callable[[], object]] = []
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def on_stop(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` when Stop is pressed (at once if it already was)."""
+        with self._lock:
+            if not self.event.is_set():
+                self._cleanups.append(fn)
+                return
+        _quietly(fn)
+
+    def forget(self, fn: Callable[[], object]) -> None:
+        with self._lock:
+            if fn in self._cleanups:
+                self._cleanups.remove(fn)
+
+    def set(self) -> None:
+        with self._lock:
+            if self.event.is_set():
+                return
+            self.event.set()
+            cleanups, self._cleanups = self._cleanups, []
+        for fn in cleanups:
+            _quietly(fn)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.event.clear()
+            self._cleanups = []
+
+
+def _quietly(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except Exception:  # a cleanup that fails (socket already closed) must not stop the others
+        pass
+
+
+def shutdown_on_stop(stop: StopSignal, sock: Any) -> Any:
+    """Register ``sock.shutdown(SHUT_RDWR)`` as a cleanup of ``stop`` and return ``sock``: a
+    ``send``/``recv`` blocked on it in another thread returns (an error or EOF) when Stop is
+    pressed. (``close()`` from another thread does not wake a blocked call on Linux; shutdown does.)"""
+    import socket as _socket
+
+    def cut() -> None:
+        try:
+            sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    stop.on_stop(cut)
+    return sock
 
 
 def powers_of_two(lo: int, hi: int) -> list[int]:
@@ -197,6 +274,28 @@ class RunSettings:
     bufsize: int
     text: str
     custom: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The run's Stop (shared by every point); ``None`` outside a panel.
+    stop: StopSignal | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """True once Stop was pressed (or the run ran out of time): a long measurement may poll it."""
+        return self.stop is not None and self.stop.is_set()
+
+    def on_stop(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` when Stop is pressed, e.g. to unblock a wait this measurement is in."""
+        if self.stop is not None:
+            self.stop.on_stop(fn)
+
+    def guard(self, sock: Any) -> Any:
+        """Return ``sock``, shut down when Stop is pressed, so a call blocked on it returns::
+
+            with s.guard(socket.create_connection(server.address)) as sock:
+                yield lambda: sock.sendall(s.payload)
+        """
+        if self.stop is not None:
+            shutdown_on_stop(self.stop, sock)
+        return sock
 
     def __getattr__(self, name: str) -> Any:  # custom controls: s.clients
         custom = self.__dict__.get("custom", {})
@@ -229,6 +328,11 @@ class SweepPanel(widgets.VBox):
         keep_runs: how many runs stay on the plot, so a run with other settings can be compared.
         scale, ylabel, xlabel, logx, logy: the plot's axes (``scale`` converts ns to the y unit).
         repeats, budget_s: passed to ``measure.sweep`` for each point.
+        max_run_s: a run lasting longer is stopped by the panel (and the status line says so).
+        sweep_options: more keywords for ``measure.sweep`` (e.g. ``{"interleave": True,
+            "rounds": 3, "total_budget_s": 3.0}``).
+        estimator: what the fit uses from each point: ``"median"`` (what a user waits, the
+            default), ``"min"`` or ``"low"`` (the operation's own cost; see ``measure.ESTIMATORS``).
     """
 
     def __init__(
@@ -262,6 +366,9 @@ class SweepPanel(widgets.VBox):
         repeats: int = DEFAULT_REPEATS,
         budget_s: float = 1.0,
         min_interval_s: float = 0.25,
+        max_run_s: float = MAX_RUN_S,
+        sweep_options: dict[str, Any] | None = None,
+        estimator: str = "median",
     ) -> None:
         if not callable(measure):
             raise TypeError(f"measure must be a function of the run settings, not {type(measure).__name__}")
@@ -283,6 +390,14 @@ class SweepPanel(widgets.VBox):
         self.series_of = series
         self.keep_runs = max(1, keep_runs)
         self.repeats, self.budget_s = repeats, budget_s
+        if isinstance(max_run_s, bool) or not isinstance(max_run_s, (int, float)) or not max_run_s > 0:
+            raise ValueError(f"max_run_s must be a number of seconds > 0, got {max_run_s!r}")
+        self.max_run_s = float(max_run_s)
+        self.sweep_options = dict(sweep_options or {})
+        from .measure import ESTIMATORS
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
 
         self.status = widgets.HTML(value="", layout=widgets.Layout(min_height="1.6em"))
         say = self._say_problem
@@ -322,7 +437,11 @@ class SweepPanel(widgets.VBox):
         self._state_lock = threading.Lock()
         self._done = threading.Event()
         self._done.set()
-        self._stop = threading.Event()
+        self._signal = StopSignal()
+        self._stop = self._signal.event  # what sweep() polls
+        self._timers: list[threading.Timer] = []
+        self._stop_reason = ""
+        self._run_id = 0
         self.button.on_click(lambda _b: self.start_run())
         self.stop_button.on_click(lambda _b: self.stop())
 
@@ -373,7 +492,10 @@ class SweepPanel(widgets.VBox):
                 return False
             self._running = True
             self._done.clear()
-            self._stop.clear()
+            self._signal.clear()
+            self._stop_reason = ""
+            self._run_id += 1
+            run_id = self._run_id
         self.error = ""
         self.button.disabled = True
         self.stop_button.layout.display = ""
@@ -382,6 +504,7 @@ class SweepPanel(widgets.VBox):
         busy = _WORKER.busy
         self._say((f"Waiting for another panel's run to finish, then measuring {len(xs)} sizes … {note}" if busy
                    else f"Measuring {len(xs)} sizes … {note}").strip())
+        self._arm(lambda: self._out_of_time(run_id), self.max_run_s)
         _WORKER.submit(lambda: self._worker(settings, xs, note))
         return True
 
@@ -390,8 +513,57 @@ class SweepPanel(widgets.VBox):
         return self._done.wait(timeout)
 
     def stop(self) -> None:
-        """Ask a run to end after its current point."""
-        self._stop.set()
+        """End the run promptly: no new batch starts, the measurement's ``on_stop`` cleanups run
+        (unblocking a call stuck on a guarded socket). A second press while stopping says so."""
+        if not self._running:
+            self._say("Nothing to stop: no run is going.")
+            return
+        if self._signal.is_set():
+            self._say("Already stopping: waiting for the measurement in progress to return.")
+            return
+        self._stop_reason = self._stop_reason or "stopped"
+        self._say("Stopping: ending the measurement in progress …")
+        self._signal.set()
+        run_id = self._run_id
+        self._arm(lambda: self._still_blocked(run_id), STOP_GRACE_S)
+
+    def _arm(self, fn: Callable[[], None], after_s: float) -> None:
+        timer = threading.Timer(after_s, fn)
+        timer.daemon = True
+        timer.name = "socketlessons-panel-timer"
+        self._timers.append(timer)
+        timer.start()
+
+    def _disarm(self) -> None:
+        timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join(1.0)
+
+    def _out_of_time(self, run_id: int) -> None:
+        if self._running and run_id == self._run_id and not self._signal.is_set():
+            self._stop_reason = f"the run took longer than {self.max_run_s:g} s"
+            self.stop()
+
+    def _still_blocked(self, run_id: int) -> None:
+        """Stop was pressed STOP_GRACE_S ago and the measurement has not returned: say so, free the
+        panel, and give later runs a fresh worker thread."""
+        with self._state_lock:
+            if not self._running or run_id != self._run_id:
+                return
+            self._running = False
+            self._run_id += 1  # the blocked worker, if it ever returns, changes nothing
+        self._disarm()
+        _WORKER.abandon()
+        self.error = "blocked"
+        self.button.disabled = False
+        self.stop_button.layout.display = "none"
+        self._say_problem(f"Stop was pressed {STOP_GRACE_S:g} s ago, but the measurement is still blocked inside a "
+                          "call that does not return (for example a send to a server that never reads, on a socket "
+                          "the measurement did not guard with s.guard(sock)). The panel is free again; that call is "
+                          "left waiting until its peer goes away.")
+        self._done.set()
 
     def snapshot(self) -> Any:
         """The current figure as a static PNG (``IPython.display.Image``)."""
@@ -420,7 +592,8 @@ class SweepPanel(widgets.VBox):
         values[self.sweep_name] = x
         size = values["payload"]
         custom = {k: v for k, v in values.items() if k not in ("payload", "bufsize")}
-        return RunSettings(x, size, _fill(fixed["pattern"], size), values["bufsize"], fixed["text"], custom)
+        return RunSettings(x, size, _fill(fixed["pattern"], size), values["bufsize"], fixed["text"], custom,
+                           self._signal)
 
     def _series_label(self, fixed: dict[str, Any]) -> str:
         if self.series_of is not None:
@@ -431,27 +604,39 @@ class SweepPanel(widgets.VBox):
 
     def _worker(self, fixed: dict[str, Any], xs: list[int], note: str) -> None:
         label = self._series_label(fixed)
+        run_id = self._run_id
         try:
             time.sleep(SETTLE_S)  # let the kernel's IOPub thread send the status updates first
             points = sweep(lambda x: self.measure(self._settings_for(x, fixed)), xs, series=label,
-                           repeats=self.repeats, budget_s=self.budget_s, on_point=self._on_point, stop=self._stop)
+                           repeats=self.repeats, budget_s=self.budget_s, on_point=self._on_point, stop=self._stop,
+                           **self.sweep_options)
+            if run_id != self._run_id:
+                return  # given up on as blocked: the panel has moved on
             if not points:  # stopped before the first point: the plot keeps the last run
-                self._say("Stopped before the first size: nothing new measured.")
+                self._say(f"Stopped before the first size ({self._stop_reason or 'stopped'}): nothing new measured.")
                 return
             self.points = points
             self.runs.append(points)
             del self.runs[: -self.keep_runs]
             self._conclude(points, label, note)
         except Exception as exc:  # a failed measurement is a message, never a traceback in a cell
+            if run_id != self._run_id:
+                return
             self.error = traceback.format_exc()
-            self._say(f"The measurement failed: {type(exc).__name__}: {exc}. The plot shows earlier runs only; "
-                      "check the server it measures is running (re-run its cell) and press Run again.")
+            if self._signal.is_set():
+                self._say(f"Stopped ({self._stop_reason}): the measurement in progress was interrupted "
+                          f"({type(exc).__name__}: {exc}). The plot shows earlier runs only.")
+            else:
+                self._say(f"The measurement failed: {type(exc).__name__}: {exc}. The plot shows earlier runs only; "
+                          "check the server it measures is running (re-run its cell) and press Run again.")
         finally:
-            self.plot.finish()
-            self.button.disabled = False
-            self.stop_button.layout.display = "none"
-            self._running = False
-            self._done.set()
+            if run_id == self._run_id:
+                self._disarm()
+                self.plot.finish()
+                self.button.disabled = False
+                self.stop_button.layout.display = "none"
+                self._running = False
+                self._done.set()
 
     def _forget_series(self, label: str) -> None:
         """A new run replaces the plotted run with the same settings; only ``keep_runs`` stay."""
@@ -474,9 +659,10 @@ class SweepPanel(widgets.VBox):
         used = [p for p in points if self.fit_from is None or p.x >= self.fit_from]
         lines = [f"Measured {len(points)} sizes."]
         if self._stop.is_set() and len(points) < len(self.xs()):
-            lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes."]
+            why = f" ({self._stop_reason})" if self._stop_reason and self._stop_reason != "stopped" else ""
+            lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes{why}."]
         if self.fit_kind == "growth" and len(used) >= 2:
-            self.growth = fit_growth([p.x for p in used], [p.median_ns for p in used])
+            self.growth = fit_growth([p.x for p in used], estimates(used, self.estimator))
             self.plot.add_fit(label, self.growth, (min(p.x for p in used), max(p.x for p in used)))
             if self.claim is not None:
                 self.verdict = compare(self.claim[0], self.claim[1], self.growth)
@@ -519,6 +705,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._active = 0
+        self._generation = 0
 
     @property
     def busy(self) -> bool:
@@ -528,17 +715,38 @@ class _Worker:
         with self._lock:
             self._active += 1
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="socketlessons-panel-worker", daemon=True)
+                self._thread = threading.Thread(target=self._loop, args=(self._queue, self._generation),
+                                                name="socketlessons-panel-worker", daemon=True)
                 self._thread.start()
-        self._queue.put(job)
+            self._queue.put(job)
 
-    def _loop(self) -> None:
+    def abandon(self) -> None:
+        """The current job is blocked for good: leave its thread behind (it ends when its job
+        returns) and serve later jobs, and those queued behind it, from a fresh thread."""
+        with self._lock:
+            old = self._queue
+            self._generation += 1
+            self._queue = queue.Queue()
+            self._thread = None
+            waiting = []
+            while True:
+                try:
+                    waiting.append(old.get_nowait())
+                except queue.Empty:
+                    break
+            self._active = 0
+        for job in waiting:
+            self.submit(job)
+
+    def _loop(self, jobs: queue.Queue[Callable[[], None]], generation: int) -> None:
         while True:
             try:
-                job = self._queue.get(timeout=self.IDLE_WAIT_S)
+                job = jobs.get(timeout=self.IDLE_WAIT_S)
             except queue.Empty:
                 with self._lock:  # idle: end, so thread counts return to where they were
-                    if self._active == 0 and self._queue.empty():
+                    if generation != self._generation:
+                        return
+                    if self._active == 0 and jobs.empty():
                         self._thread = None
                         return
                 continue
@@ -548,7 +756,10 @@ class _Worker:
                 pass
             finally:
                 with self._lock:
-                    self._active -= 1
+                    if generation == self._generation:
+                        self._active -= 1
+            if generation != self._generation:
+                return  # abandoned while its job was blocked: a fresh thread serves the rest
 
 
 _WORKER = _Worker()
