@@ -30,16 +30,6 @@ def test_closed_port_refuses_while_held(no_leaks):
         socket.create_connection(address, timeout=2).close()
 
 
-@needs_ipv6
-def test_dualstack_report_on_loopback(no_leaks):
-    report = ipv6.dualstack_report()
-    assert report.ipv6 and report.v6_client_on_v6_server.startswith("accepted")
-    if report.has_dualstack:
-        assert "::ffff:127.0.0.1" in report.mapped_peer or "refuses" in report.mapped_peer
-    assert len(str(report).splitlines()) == 5
-    assert report.v4_client_on_same_port.startswith("ConnectionRefusedError"), report.v4_client_on_same_port
-
-
 def test_ipv6_skip_message_matches_probe():
     assert (ipv6.ipv6_skip_message() is None) == ipv6_available()
 
@@ -51,27 +41,70 @@ def test_version_table_is_probed_here():
     assert rows["send_fds() / recv_fds()"][3] == ("yes" if hasattr(socket, "send_fds") else "no")
 
 
-def test_python2_send_str_is_a_type_error():
-    a, b = socket.socketpair()
-    with a, b:
-        assert ipv6.python2_send_str(a).startswith("TypeError")
-
-
-def test_split_utf8_can_cut_a_character():
-    head, tail = ipv6.split_utf8("é", 1)
-    with pytest.raises(UnicodeDecodeError):
-        head.decode("utf-8")
-    assert (head + tail).decode("utf-8") == "é"
-
-
 @pytest.mark.slow
 def test_lesson07_runs_and_skips_cleanly_without_ipv6():
     """Pretend this host has no IPv6: every cell still runs and says it skipped."""
-    pretend = ("import socketlessons.lessons.l07_ipv6_and_versions.demos as _m, socketlessons.lessons.l07_ipv6_and_versions.checks as _c\n"
+    pretend = ("import socketlessons.lessons.l07_ipv6_and_versions.demos as _m, "
+               "socketlessons.lessons.l07_ipv6_and_versions.checks as _c\n"
                "_m.ipv6_available = _c.ipv6_available = lambda: False")
     cells = code_cells("07_ipv6_and_versions.ipynb")
     out = run_cells([pretend, *cells])
     text = "\n".join(out)
     assert "IPv6 is not available on this machine" in text
     assert "IPv6 skipped: nothing to compare." in text
-    assert "skipped: no IPv6 here" in text
+    assert "accepted, peer" not in text and "IPv4-mapped" not in text  # the dual-stack cells skipped
+    assert "refined: 10 of the seed's 10 calls" in text
+
+
+# ---- verdicts on synthetic inputs ----------------------------------------------------------------
+
+def _points(*ratios_per_size):
+    return [ipv6.RatioPoint(n, tuple(r)) for n, r in zip(ipv6.FAMILY_SIZES, ratios_per_size)]
+
+
+def test_family_verdict_same_cost():
+    v = ipv6.family_verdict(_points(*[[0.98, 1.0, 1.02, 1.03, 1.01]] * 4))
+    assert v.status == "confirmed" and "within 25%" in v.text and "16 KiB ×1.01" in v.text, v
+
+
+def test_family_verdict_names_a_real_difference():
+    v = ipv6.family_verdict(_points([1.0] * 5, [1.0] * 5, [1.6, 1.7, 1.8, 1.7, 1.65], [1.0] * 5))
+    assert v.status == "contradicted" and "at 4 KiB IPv6 took ×1.70" in v.text, v
+
+
+def test_family_verdict_spread_is_inconclusive_and_says_what_helps():
+    """Two noisy series that jump 100x: their ratio spreads, and the verdict says so."""
+    v = ipv6.family_verdict(_points(*[[0.01, 1.0, 100.0, 0.5, 2.0]] * 4))
+    assert v.status == "inconclusive" and "middle half" in v.text and "rounds=61" in v.text, v
+    assert ipv6.family_verdict([]).status == "inconclusive"
+
+
+def test_family_figure_plots_the_ratio_with_its_reference():
+    fig = ipv6.family_figure(_points(*[[0.98, 1.0, 1.02]] * 4))
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "IPv6 time / IPv4 time" and fig.legends
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.get_lines())  # the ×1 line
+
+
+def test_family_rounds_rejects_bad_input():
+    with pytest.raises(ValueError, match="sizes"):
+        ipv6.family_rounds(("127.0.0.1", 1), ("::1", 1), sizes=[0])
+    with pytest.raises(ValueError, match="rounds"):
+        ipv6.family_rounds(("127.0.0.1", 1), ("::1", 1), rounds=2)
+
+
+@needs_ipv6
+def test_family_rounds_pairs_every_size(no_leaks):
+    from socketlessons import EchoServer
+
+    with EchoServer() as v4, EchoServer("::1") as v6:
+        points = ipv6.family_rounds(v4.address, v6.address, sizes=[16, 4096], rounds=3)
+    assert [p.size for p in points] == [16, 4096] and all(len(p.ratios) == 3 for p in points)
+    assert all(r > 0 for p in points for r in p.ratios)
+
+
+def test_seed_claim_verdict_follows_what_the_python2_call_did():
+    refined = ipv6.seed_claim_verdict("TypeError: a bytes-like object is required, not 'str'")
+    assert refined.status == "refined" and "10 of the seed's 10 calls" in refined.text, refined
+    assert "create_server(), has_dualstack_ipv6() (3.8)" in refined.text
+    assert ipv6.seed_claim_verdict("sent").status == "confirmed"

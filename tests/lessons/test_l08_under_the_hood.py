@@ -23,6 +23,7 @@ from socketlessons.lessons.l08_under_the_hood.demos import (
     parse_macos_tcp_connection_info,
     send_throughput,
     switch_interval,
+    sndbuf_curve_verdict,
     switch_verdict,
     tcp_info,
     time_requests,
@@ -72,13 +73,40 @@ def test_nodelay_changes_the_printed_conclusion(no_leaks):
     assert statistics.median(nodelay) * 5 < statistics.median(nagle)
 
 
-def test_buffer_verdict_both_ways():
-    small, big = BufferResult(4096, 8192, 10**6, 1.0), BufferResult(1 << 20, 2 << 20, 10**7, 1.0)
-    assert "larger buffer was 10.0× faster" in buffer_verdict([small, big])
-    assert "Linux" in buffer_verdict([small, big])
-    assert "smaller buffer" in buffer_verdict([BufferResult(4096, 4096, 10**7, 1.0), BufferResult(1 << 20, 1 << 20, 10**6, 1.0)])
-    assert "no clear effect" in buffer_verdict([BufferResult(4096, 1, 10**6, 1.0), BufferResult(8192, 1, 10**6, 1.0)])
-    assert "at least two" in buffer_verdict([small])
+def test_buffer_verdict_from_results():
+    small, big = BufferResult(4096, 8192, 10**6, 1.0), BufferResult(1 << 20, 2 << 20, 5 * 10**6, 1.0)
+    mid = BufferResult(65536, 131072, 3 * 10**6, 1.0)
+    v = buffer_verdict([small, mid, big])
+    assert v.status == "confirmed" and "×5.0 faster" in v.text and "twice" in v.text, v
+    assert buffer_verdict([small, big]).status == "inconclusive"  # two sizes are not a curve
+    assert "at least 3" in buffer_verdict([small, big]).text and "again" not in buffer_verdict([small, big]).text
+
+
+SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
+
+
+@pytest.mark.parametrize(("ms", "status", "phrase"), [
+    ([120, 130, 0.2, 0.25, 0.3], "refined", "up to SO_SNDBUF 16 KiB transfers stalled"),  # the cliff in the middle
+    ([0.66, 0.19, 0.15, 0.15, 0.32], "confirmed", "×2.1 faster"),  # a slope, not steady
+    ([2.0, 1.5, 1.0, 0.6, 0.4], "confirmed", "each larger size was faster"),
+    ([0.3, 0.31, 0.29, 0.3, 0.3], "contradicted", "no clear effect"),
+    ([0.2, 0.3, 0.5, 0.7, 0.9], "contradicted", "smaller buffer"),
+    ([0.6, 100, 120, 0.2, 0.3], "inconclusive", "do not follow the buffer size"),
+])
+def test_sndbuf_curve_verdict_reads_the_whole_curve(ms, status, phrase):
+    v = sndbuf_curve_verdict(SIZES, ms)
+    assert v.status == status and phrase in v.text, v
+
+
+def test_sndbuf_curve_verdict_endpoints_alike_but_a_cliff_between():
+    """Ends within ×1.1 of each other; the story is the cliff between 16 and 64 KiB."""
+    v = sndbuf_curve_verdict(SIZES, [0.3, 0.3, 0.3, 0.3, 0.33], [0.28] * 5, [90, 80, 0.31, 0.31, 0.34])
+    assert v.status == "refined" and "16 KiB" in v.text and "64 KiB" in v.text, v
+
+
+def test_sndbuf_curve_verdict_spread_is_inconclusive_and_says_why():
+    v = sndbuf_curve_verdict(SIZES, [0.4, 0.35, 0.3, 0.3, 0.3], [0.2] * 5, [0.9] * 5)
+    assert v.status == "inconclusive" and "quartile ranges overlap" in v.text and "load average" in v.text, v
 
 
 def test_send_throughput_counts_every_byte(no_leaks):
@@ -115,19 +143,36 @@ def test_parse_macos_tcp_connection_info_synthetic():
     assert info.total_retrans == 1 and info.extra["bytes_received"] == 2000
 
 
-def test_gil_verdict_both_ways():
-    quiet = GilResult("quiet", 20e3, 25e3, 50e3, 1e6, 10_000)
-    assert "×200" in gil_verdict(quiet, GilResult("busy", 5e6, 5e6, 10e6, 15e6, 50))
-    assert "no GIL wait" in gil_verdict(quiet, GilResult("busy", 20e3, 26e3, 50e3, 1e6, 9_000))
+def _gil(label, mean_us, *, busy=False, server="thread", switch_s=0.005, share=float("nan")):
+    return GilResult(label, 6e3, mean_us * 1e3, 20e3, 5e6, 1000, switch_s, busy, server, share)
 
 
-@pytest.mark.parametrize(("short_mean_ns", "phrase"), [(80e3, "cut the waits ×2.5"), (400e3, "×2.0 slower"),
-                                                       (190e3, "within ×1.5")])
-def test_switch_verdict_follows_the_means(short_mean_ns, phrase):
-    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005)
-    short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005)
-    text = switch_verdict(default, short)
-    assert phrase in text and "0.5 ms vs 5 ms" in text, text
+def test_gil_verdict_blames_the_gil_only_for_a_busy_thread():
+    quiet = _gil("thread server, quiet", 9)
+    busy = gil_verdict(quiet, _gil("thread server, busy thread", 54, busy=True, share=0.93))
+    assert busy.status == "confirmed" and "GIL waits" in busy.text and "93% of a core" in busy.text, busy
+    process = gil_verdict(quiet, _gil("process server, quiet", 40, server="process"))
+    assert process.status == "contradicted" and "not the GIL" in process.text, process
+    assert "GIL waits" not in process.text and "wakes a second process" in process.text, process
+    same = gil_verdict(quiet, _gil("process server, quiet", 10, server="process"))
+    assert same.status == "confirmed" and "the same cost" in same.text, same
+    calm = gil_verdict(quiet, _gil("thread server, busy thread", 10, busy=True))
+    assert calm.status == "contradicted" and "no GIL wait" in calm.text, calm
+    middle = gil_verdict(quiet, _gil("thread server, busy thread", 15, busy=True))
+    assert middle.status == "inconclusive" and "load average" in middle.text, middle
+
+
+def test_gil_result_reports_the_busy_threads_share():
+    r = GilResult.from_samples("busy", [5e3] * 10, busy=True, busy_cpu_share=0.41)
+    assert "41% of a core" in str(r)
+    assert "of a core" not in str(GilResult.from_samples("quiet", [5e3] * 10))
+
+
+def test_nagle_verdict_statuses():
+    assert nagle_verdict([44e6] * 3, [25e3] * 3).status == "confirmed"
+    assert nagle_verdict([30e3] * 3, [25e3] * 3).status == "contradicted"
+    slow = nagle_verdict([44e6] * 3, [30e6] * 3)
+    assert slow.status == "inconclusive" and "even with TCP_NODELAY" in slow.text
 
 
 def test_gil_figure_labels_every_trial():
@@ -150,7 +195,7 @@ def test_busy_thread_is_bounded():
 
     with busy_thread(0.05) as counter:
         assert len(busy_alive()) == 1
-    assert counter[0] > 0 and not busy_alive()
+    assert counter[0] > 0 and 0 < counter[1] <= counter[2] + 0.01 and not busy_alive()
     with pytest.raises(ValueError):
         with busy_thread(60):
             pass
@@ -191,3 +236,30 @@ def test_tcp_info_live_or_explained(no_leaks):
     if sys.platform.startswith("linux"):
         assert info is not None and info.state == 1 and info.mss > 0 and info.snd_cwnd > 0  # 1 = ESTABLISHED
     assert internals.tcp_info_support()
+
+
+def test_claims_run_and_leak_nothing(no_leaks):
+    from socketlessons.lessons.l07_ipv6_and_versions.claims import CLAIMS as L07
+    from socketlessons.lessons.l08_under_the_hood.claims import CLAIMS as L08
+
+    for claim in [*L07, *L08]:
+        assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive"), claim.name
+
+
+def test_gil_verdict_explains_a_faster_process_server_without_blaming_the_process():
+    """The thread trial was the slow one (a disturbance), no busy thread: neither the GIL nor
+    'waking a second process' (which could only make the process server slower) is offered."""
+    v = gil_verdict(GilResult("thread server, quiet", 5e3, 20e3, 10e3, 8.6e6, 1000),
+                    GilResult("process server, quiet", 6e3, 9e3, 7e3, 13e6, 1000, server="process"))
+    assert v.status == "contradicted" and "faster" in v.text and "not the GIL" in v.text, v
+    assert "wakes a second process" not in v.text and "up to 8.6 ms" in v.text, v
+
+
+@pytest.mark.parametrize(("short_mean_ns", "phrase", "status"), [(80e3, "cut the waits ×2.5", "confirmed"),
+                                                                 (400e3, "×2.0 slower", "contradicted"),
+                                                                 (190e3, "within ×1.5", "inconclusive")])
+def test_switch_verdict_follows_the_means(short_mean_ns, phrase, status):
+    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005, True)
+    short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005, True)
+    v = switch_verdict(default, short)
+    assert phrase in v.text and "0.5 ms vs 5 ms" in v.text and v.status == status, v

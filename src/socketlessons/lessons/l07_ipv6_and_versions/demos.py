@@ -3,15 +3,15 @@
 Rules of this module:
 
 * Loopback only. Nothing here binds ``::`` or ``0.0.0.0``: a dual-stack socket on ``::``
-  would listen on every interface of the machine. The dual-stack demo binds ``::1`` and the
-  IPv4-mapped form of ``127.0.0.1`` (``::ffff:127.0.0.1``), and says what a loopback-only demo
-  cannot show (one socket reached by both ``::1`` and ``127.0.0.1``: those are two different
-  addresses, and one socket binds one address).
+  would listen on every interface of the machine. The dual-stack cells of the lesson bind
+  ``::1`` and the IPv4-mapped form of ``127.0.0.1`` (``::ffff:127.0.0.1``); the socket code is
+  in those cells, this module keeps the harness (``listener_alone_at_its_port``, the paired
+  IPv4/IPv6 measurement, the verdicts).
 * No name resolution leaves the machine: candidate lists are built from *literal* loopback
   addresses with ``AI_NUMERICHOST``, so the lesson does not depend on how ``localhost``
   resolves on the learner's machine (it differs: Docker, macOS and Windows disagree).
-* Every IPv6 step first asks ``ipv6_available()`` and, when the host has no IPv6, returns a
-  result that says so instead of raising: lesson 07 skips, it never fails.
+* The lesson asks ``ipv6_available()`` (``ipv6_skip_message``) before every IPv6 step and says
+  "skipped" when the host has no IPv6: lesson 07 skips, it never fails.
 
 Used in ``notebooks/07_ipv6_and_versions.ipynb``.
 """
@@ -20,30 +20,34 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import inspect
+import random
 import socket
 import statistics
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...doctor import ipv6_available
+from ...measure import Verdict
 from .._ports import closed_port, listener_alone_at_its_port
 
 __all__ = [
     "VERSION_NOTES",
     "AddrInfo",
-    "DualStackReport",
     "VersionNote",
     "candidates",
     "closed_port",
     "describe_addrinfo",
-    "dualstack_report",
-    "echo_op",
+    "RatioPoint",
+    "family_figure",
+    "family_rounds",
     "family_verdict",
+    "listener_alone_at_its_port",
     "ipv6_skip_message",
-    "python2_send_str",
-    "split_utf8",
+    "seed_claim_verdict",
     "version_table",
 ]
 
@@ -86,95 +90,7 @@ def describe_addrinfo(infos: list[AddrInfo]) -> list[str]:
     return lines
 
 
-# ---- dual stack -------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class DualStackReport:
-    """What the dual-stack experiments saw on this machine (each field computed, never assumed)."""
-
-    has_dualstack: bool
-    ipv6: bool
-    v6_client_on_v6_server: str  # "accepted from ('::1', …)" or the error
-    v4_client_on_same_port: str  # what an IPv4 client got on 127.0.0.1 at the ::1 server's port
-    mapped_peer: str  # the peer address an IPv4 client shows on a dual-stack socket, or why not
-
-    def lines(self) -> list[str]:
-        return [
-            f"socket.has_dualstack_ipv6(): {self.has_dualstack}",
-            f"::1 works here: {self.ipv6}",
-            f"IPv6 client -> dual-stack server on [::1]: {self.v6_client_on_v6_server}",
-            f"IPv4 client -> 127.0.0.1, same port:      {self.v4_client_on_same_port}",
-            f"IPv4 client -> dual-stack socket on ::ffff:127.0.0.1: {self.mapped_peer}",
-        ]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-
-def _try_connect(family: socket.AddressFamily, address: tuple[Any, ...],
-                 listener: socket.socket | None) -> str:
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as client:
-            client.settimeout(CONNECT_TIMEOUT_S)
-            client.connect(address)
-            if listener is None:
-                return f"connected to {client.getpeername()!r}"
-            listener.settimeout(CONNECT_TIMEOUT_S)
-            conn, peer = listener.accept()
-            conn.close()
-            return f"accepted, peer address {peer[0]!r}"
-    except OSError as exc:
-        return f"{type(exc).__name__}: {exc.strerror or exc}"
-
-
-def dualstack_report() -> DualStackReport:
-    """Run the dual-stack experiments on loopback and report what happened.
-
-    1. ``create_server(("::1", P), family=AF_INET6, dualstack_ipv6=True)``, an IPv6 client.
-    2. An IPv4 client to ``127.0.0.1`` at that same port number: a different address, so it is
-       *not* this socket. We hold ``127.0.0.1`` at that port with a socket that never listens, so
-       the connect is refused every time and can never reach another program (in a classroom,
-       another student's kernel) that happened to get the same number for IPv4.
-    3. An AF_INET6 socket with ``IPV6_V6ONLY`` off, bound to ``::ffff:127.0.0.1``: an IPv4
-       client reaches it and shows up with an IPv4-mapped IPv6 peer address.
-    """
-    has_ds = socket.has_dualstack_ipv6()
-    if not ipv6_available():
-        skipped = "skipped: no IPv6 here"
-        return DualStackReport(has_ds, False, skipped, skipped, skipped)
-    with listener_alone_at_its_port("::1", ["127.0.0.1"], dualstack_ipv6=has_ds) as server:
-        port = server.getsockname()[1]
-        v6 = _try_connect(socket.AF_INET6, ("::1", port), server)
-        v4 = _try_connect(socket.AF_INET, ("127.0.0.1", port), None)
-    mapped = "skipped: this platform has no dual-stack sockets"
-    if has_ds:
-        try:
-            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as mapped_sock:
-                mapped_sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                mapped_sock.bind(("::ffff:127.0.0.1", 0))
-                mapped_sock.listen(1)
-                mapped = _try_connect(socket.AF_INET, ("127.0.0.1", mapped_sock.getsockname()[1]), mapped_sock)
-        except OSError as exc:
-            mapped = f"this system refuses IPv4-mapped binds ({type(exc).__name__}: {exc.strerror or exc})"
-    return DualStackReport(has_ds, True, v6, v4, mapped)
-
-
 # ---- Python 2 -> 3 ----------------------------------------------------------------------------
-
-def python2_send_str(sock: socket.socket, text: str = "hello") -> str:
-    """Do what Python 2 code did, ``sock.send("hello")``, and return what Python 3 says."""
-    try:
-        sock.send(text)  # type: ignore[arg-type]  # the point of the demo
-    except TypeError as exc:
-        return f"TypeError: {exc}"
-    return "sent (this Python accepted a str: not Python 3?)"
-
-
-def split_utf8(text: str, at: int) -> tuple[bytes, bytes]:
-    """Encode ``text`` as UTF-8 and cut the bytes at ``at``: how a stream may deliver them."""
-    data = text.encode("utf-8")
-    return data[:at], data[at:]
-
 
 @dataclasses.dataclass(frozen=True)
 class VersionNote:
@@ -182,6 +98,7 @@ class VersionNote:
     version: str  # the Python version that added or changed it
     what: str
     probe: Callable[[], bool]  # true when this interpreter has the feature
+    ipv6: bool = False  # one of the seed's "IPv6 improvements"
 
     def available(self) -> bool | None:
         """Ask this interpreter whether it has the feature; ``None`` if it cannot be probed."""
@@ -206,6 +123,10 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
                 lambda: 'source_address' in inspect.signature(socket.create_connection).parameters),
     VersionNote("socket.error is OSError", "3.3", "PEP 3151: one OSError tree with subclasses",
                 lambda: socket.error is OSError),
+    VersionNote("ipaddress module", "3.3", "parse and compare IPv4 and IPv6 addresses",
+                lambda: importlib.util.find_spec("ipaddress") is not None, ipv6=True),
+    VersionNote("socket.if_nameindex()", "3.3", "interface names and the scope ids of IPv6 link-local addresses",
+                lambda: hasattr(socket, 'if_nameindex'), ipv6=True),
     VersionNote("sendmsg() / recvmsg()", "3.3", "ancillary data (Unix)",
                 lambda: hasattr(socket.socket, 'sendmsg')),
     VersionNote("automatic EINTR retry", "3.5", "PEP 475: calls retry after a signal",
@@ -215,7 +136,7 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
     VersionNote("socket.close(fd)", "3.7", "close a raw socket descriptor portably",
                 lambda: hasattr(socket, 'close')),
     VersionNote("create_server(), has_dualstack_ipv6()", "3.8", "one call to bind+listen, dual stack",
-                lambda: hasattr(socket, 'create_server') and hasattr(socket, 'has_dualstack_ipv6')),
+                lambda: hasattr(socket, 'create_server') and hasattr(socket, 'has_dualstack_ipv6'), ipv6=True),
     VersionNote("send_fds() / recv_fds()", "3.9", "pass descriptors over AF_UNIX (Unix only)",
                 lambda: hasattr(socket, 'send_fds')),
     VersionNote("socket.timeout is TimeoutError", "3.10", "one exception for every timeout",
@@ -235,43 +156,184 @@ def version_table() -> list[tuple[str, str, str, str]]:
     return rows
 
 
+#: The calls of the seed's four flows: "Python 3.x: same" means these exist, under these names.
+SEED_CALLS = ("socket", "connect", "send", "recv", "bind", "listen", "accept", "sendto", "recvfrom", "close")
+
+
+def seed_claim_verdict(python2_result: str) -> Verdict:
+    """The seed's version note, "Python 3.x: Same with IPv6 improvements", held against this
+    interpreter: are the seed's calls all there, does Python-2 code run unchanged
+    (``python2_result``: what ``sock.send("Hello")`` did), and which IPv6 helpers it has."""
+    calls = [c for c in SEED_CALLS if hasattr(socket.socket if c != "socket" else socket, c)]
+    missing = sorted(set(SEED_CALLS) - set(calls))
+    improved = [n for n in VERSION_NOTES if n.ipv6]
+    here = [n for n in improved if n.available()]
+    listed = ", ".join(f"{n.feature} ({n.version})" for n in here) or "none"
+    same = (f"{len(calls)} of the seed's {len(SEED_CALLS)} calls exist under the same names"
+            + (f" (missing: {', '.join(missing)})" if missing else ""))
+    if missing:
+        return Verdict("contradicted", f"not the same: {same}.")
+    improvements = f"IPv6 helpers of Python 3 on this interpreter: {len(here)} of {len(improved)}: {listed}"
+    if python2_result.startswith("TypeError"):
+        return Verdict("refined", (f"refined: {same}, but Python-2 code does not run unchanged: "
+                                   f"sock.send(\"Hello\") raised {python2_result}; sockets carry bytes now. "
+                                   f"{improvements}."))
+    return Verdict("confirmed", f"confirmed: {same}, and sock.send(\"Hello\") went through. {improvements}.")
+
+
 # ---- IPv4 vs IPv6 cost ------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def echo_op(address: tuple[str, int], payload: bytes) -> Iterator[Callable[[], None]]:
-    """A connection to an echo server and a zero-argument op: send ``payload``, read it all back.
+#: Payload sizes of the IPv6/IPv4 comparison (bytes): three decades, so a difference that grows
+#: with the size (per-byte cost) would show as well as a fixed one (headers, lookups).
+FAMILY_SIZES = (16, 256, 4096, 16384)
+#: Rounds: each round measures every size with both families back to back, in alternating order
+#: (IPv4 first in one round, IPv6 first in the next) and in a shuffled size order, so a slow
+#: moment of the machine hits both families alike and cancels in their ratio.
+FAMILY_ROUNDS = 31
+#: Echoes per batch, batches per family and size in a round: the time of one echo is the fastest
+#: batch / FAMILY_BATCH. The minimum, because the claim is about what the operation itself
+#: costs, and noise on a busy machine only ever adds time (timeit's docs: "the min is the most
+#: useful value"; pyperf and Google Benchmark discuss the same).
+FAMILY_BATCH, FAMILY_BATCHES = 10, 3
+#: Two costs are "the same" when IPv6 / IPv4 stays within this factor (either way) at every
+#: size; a difference is named only beyond DIFFERENT, with its quartiles on the same side of 1.
+SAME, DIFFERENT = 1.25, 1.5
 
-    For ``measure.sweep`` / ``widgets.SweepPanel``: the family (IPv4 or IPv6) follows the address.
+
+def _echo(sock: socket.socket, payload: bytes, view: memoryview) -> None:
+    """Send ``payload`` and read it all back (the echo of cell 1, with ``recv_into`` and no copies)."""
+    sock.sendall(payload)
+    got = 0
+    while got < len(payload):
+        n = sock.recv_into(view[got:len(payload)])
+        if not n:
+            raise ConnectionError("the echo server closed the connection")
+        got += n
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioPoint:
+    """IPv6 time / IPv4 time at one payload size, one ratio per round."""
+
+    size: int
+    ratios: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.ratios) < 2:
+            return self.ratios[0], self.ratios[0]
+        q1, _, q3 = statistics.quantiles(self.ratios, n=4, method="inclusive")
+        return q1, q3
+
+
+def family_rounds(v4: tuple[str, int], v6: tuple[str, int], *, sizes: Sequence[int] = FAMILY_SIZES,
+                  rounds: int = FAMILY_ROUNDS, budget_s: float = 2.5) -> list[RatioPoint]:
+    """Echo round trips through an IPv4 and an IPv6 echo server, paired in alternating rounds.
+
+    Returns one ``RatioPoint`` per size. Stops adding rounds after ``budget_s`` seconds (at
+    least 3 rounds), so a crowded machine costs seconds, not minutes.
     """
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        view = memoryview(bytearray(len(payload)))
+    if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 1 << 20 for n in sizes):
+        raise ValueError(f"sizes must be payload sizes between 1 and 1 MiB, got {sizes!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 3:
+        raise ValueError(f"rounds must be an int of at least 3, got {rounds!r}")
+    payloads = {n: bytes(n) for n in sizes}
+    view = memoryview(bytearray(max(sizes)))
+    ratios: dict[int, list[float]] = {n: [] for n in sizes}
+    order = list(sizes)
+    shuffle = random.Random(7).shuffle  # a fixed seed: the same interleaving every run
+    end = time.perf_counter() + budget_s
+    with contextlib.ExitStack() as stack:
+        socks = {}
+        for name, address in (("v4", v4), ("v6", v6)):
+            sock = stack.enter_context(socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET))
+            sock.settimeout(5)
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks[name] = sock
+        for r in range(rounds):
+            shuffle(order)
+            for i, n in enumerate(order):
+                best = {}
+                for name in (("v4", "v6") if (r + i) % 2 == 0 else ("v6", "v4")):
+                    times = []
+                    for _ in range(FAMILY_BATCHES):
+                        t0 = time.perf_counter_ns()
+                        for _ in range(FAMILY_BATCH):
+                            _echo(socks[name], payloads[n], view)
+                        times.append(time.perf_counter_ns() - t0)
+                    best[name] = min(times)
+                ratios[n].append(best["v6"] / best["v4"])
+            if r >= 2 and time.perf_counter() > end:
+                break
+    return [RatioPoint(n, tuple(ratios[n])) for n in sorted(sizes)]
 
-        def op() -> None:
-            sock.sendall(payload)
-            got = 0
-            while got < len(payload):
-                n = sock.recv_into(view[got:])
-                if not n:
-                    raise ConnectionError("the echo server closed the connection")
-                got += n
 
-        yield op
+def family_verdict(points: Sequence[RatioPoint]) -> Verdict:
+    """"On loopback IPv6 costs what IPv4 costs": judged from the ratio at every size."""
+    if not points:
+        return Verdict("inconclusive", "nothing measured: run family_rounds() first")
+    rounds = min(len(p.ratios) for p in points)
+    each = "; ".join(f"{_size(p.size)} ×{p.median:.2f} ({p.quartiles[0]:.2f}–{p.quartiles[1]:.2f})" for p in points)
+    head = f"IPv6 time / IPv4 time per echo, median (quartiles) over {rounds} paired rounds: {each}"
+    if all(1 / SAME <= p.quartiles[0] and p.quartiles[1] <= SAME for p in points):
+        return Verdict("confirmed", f"{head}.\nThe same cost on loopback: at every size the middle half of "
+                                    f"the rounds lies within {SAME - 1:.0%} of ×1.")
+    apart = [p for p in points if (p.median >= DIFFERENT and p.quartiles[0] > 1)
+             or (p.median <= 1 / DIFFERENT and p.quartiles[1] < 1)]
+    if apart:
+        p = apart[0]
+        slower = "IPv6" if p.median > 1 else "IPv4"
+        return Verdict("contradicted", f"{head}.\nNot the same: at {_size(p.size)} {slower} took ×"
+                                       f"{max(p.median, 1 / p.median):.2f} as long, in most rounds.")
+    wide = max(points, key=lambda p: p.quartiles[1] / p.quartiles[0])
+    return Verdict("inconclusive", (
+        f"{head}.\nToo spread to say within {SAME - 1:.0%}: at {_size(wide.size)} the middle half of the rounds "
+        f"spans ×{wide.quartiles[0]:.2f}–{wide.quartiles[1]:.2f}. More rounds would narrow it "
+        "(family_rounds(..., rounds=61)); so would a quieter machine."))
 
 
-def family_verdict(points: Sequence[Any], v4: str = "IPv4", v6: str = "IPv6") -> str:
-    """Compare IPv6 with IPv4 at the payload sizes both series measured (median of the ratios)."""
-    by = {v4: {p.x: p.median_ns for p in points if p.series == v4},
-          v6: {p.x: p.median_ns for p in points if p.series == v6}}
-    common = sorted(set(by[v4]) & set(by[v6]))
-    if not common:
-        return f"run both series ({v4} and {v6}) at the same sizes to compare them"
-    ratio = statistics.median(by[v6][x] / by[v4][x] for x in common)
-    head = f"IPv6 / IPv4 time per echo, median over {len(common)} sizes: ×{ratio:.2f}"
-    if 0.8 <= ratio <= 1.25:
-        return f"{head}: the same cost on loopback (within 25 %): confirmed, the socket API is the same."
-    slower = "IPv6" if ratio > 1 else "IPv4"
-    return f"{head}: {slower} was slower here; run again to see whether it is noise."
+def _size(n: int) -> str:
+    return f"{n >> 10} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
+
+
+def family_figure(points: Sequence[RatioPoint], *, ax: Any = None) -> Any:
+    """The ratio IPv6 / IPv4 against payload size: medians with their quartiles, the line of
+    "the same cost" (×1) and the band the verdict calls the same (×1/1.25 to ×1.25)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    from ...plots import style_for
+
+    if ax is None:
+        fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    fig = ax.figure
+    xs = [p.size for p in points]
+    med = [p.median for p in points]
+    lo = [p.median - p.quartiles[0] for p in points]
+    hi = [p.quartiles[1] - p.median for p in points]
+    st = style_for(0)
+    ax.axhspan(1 / SAME, SAME, color="0.9", label=f"same cost (within {SAME - 1:.0%})")
+    ax.axhline(1.0, color="black", linewidth=1, linestyle="--", label="×1: IPv6 = IPv4")
+    ax.errorbar(xs, med, yerr=[lo, hi], color=st["color"], marker=st.get("marker", "o"), capsize=4,
+                linestyle="-", label="median ratio, bar: middle half of the rounds")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(xs))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(xs, [_size(x) for x in xs])
+    top = max([SAME * 1.1, *[p.quartiles[1] * 1.1 for p in points]])
+    bottom = min([1 / SAME / 1.1, *[p.quartiles[0] / 1.1 for p in points]])
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("payload per echo")
+    ax.set_ylabel("IPv6 time / IPv4 time")
+    ax.set_title("Does IPv6 cost more than IPv4 on loopback? The ratio, paired round by round", fontsize=10)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8)  # below the axes: never over a point
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import socket
 import statistics
 import struct
@@ -29,9 +30,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...framing import recv_up_to
+from ...measure import Status, Verdict
 from ...servers import ConnectionStats, SinkServer, TCPServer
 
-__all__ = ["switch_verdict", 
+__all__ = [
+    "switch_verdict",
+    "sndbuf_curve_verdict",
     "BufferResult",
     "GilResult",
     "NagleResult",
@@ -56,7 +60,6 @@ __all__ = ["switch_verdict",
     "tcp_info",
     "tcp_info_support",
     "time_requests",
-    "trace_request",
     "write_write_read",
 ]
 
@@ -68,6 +71,7 @@ REPLY = b"OK\n"
 #: A round trip slower than this counts as "stalled": loopback answers in tens of µs, a delayed
 #: ACK holds a segment back for 40 ms (Linux), 100–200 ms (macOS, Windows).
 STALL_NS = 10_000_000
+MIB = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,26 +171,50 @@ class NagleResult:
     on_ns: float  # median with TCP_NODELAY on
     stalled: bool
     text: str
+    status: Status = "inconclusive"  # of the claim "write-write-read stalls with Nagle on, not with TCP_NODELAY"
 
     def __str__(self) -> str:
         return self.text
 
 
 def nagle_verdict(nagle_ns: Sequence[float], nodelay_ns: Sequence[float]) -> NagleResult:
-    """Compare write-write-read round trips with Nagle on (default) and with TCP_NODELAY."""
+    """Compare write-write-read round trips with Nagle on (default) and with TCP_NODELAY.
+
+    Medians: the claim is about what each request waits, and a stall hits most requests of a
+    connection after the first (the warm-up is left out), so the median request shows it; one
+    slow request on a busy machine cannot make a median stall.
+    """
+    if not nagle_ns or not nodelay_ns:
+        raise ValueError("nagle_verdict needs round trips of both kinds, got "
+                         f"{len(nagle_ns)} with Nagle and {len(nodelay_ns)} with TCP_NODELAY")
     off, on = statistics.median(nagle_ns), statistics.median(nodelay_ns)
     stalled = off > STALL_NS and off > 20 * on
     if stalled:
-        text = (f"stall confirmed: with Nagle (the default) each request took {off / 1e6:.1f} ms; "
-                f"with TCP_NODELAY {on / 1e3:.0f} µs, {off / on:,.0f}× faster. The second write waited "
-                f"for an ACK that the server delayed.")
-    elif off > 2 * on:
-        text = (f"slower with Nagle ({off / 1e3:.0f} µs vs {on / 1e3:.0f} µs) but no delayed-ACK stall: "
-                "this system acknowledged at once.")
+        text = (f"stall confirmed: with Nagle (the default) each request took {off / 1e6:.1f} ms (median of "
+                f"{len(nagle_ns)}); with TCP_NODELAY {on / 1e3:,.0f} µs, {off / on:,.0f}× faster. The second "
+                "write waited for an ACK that the server delayed.")
+        return NagleResult(off, on, True, text, "confirmed")
+    if on > STALL_NS:
+        text = (f"inconclusive: even with TCP_NODELAY each request took {on / 1e6:.1f} ms (median), so this "
+                f"run cannot tell a stall from a slow machine ({_load_text()}); Nagle on: {off / 1e6:.1f} ms.")
+        return NagleResult(off, on, False, text, "inconclusive")
+    if off > 2 * on:
+        text = (f"slower with Nagle ({off / 1e3:,.0f} µs vs {on / 1e3:,.0f} µs, medians) but no delayed-ACK "
+                "stall (that takes tens of ms): this system acknowledged at once.")
     else:
-        text = (f"no stall measured ({off / 1e3:.0f} µs with Nagle, {on / 1e3:.0f} µs with TCP_NODELAY): "
-                "this system did not hold the second write back.")
-    return NagleResult(off, on, stalled, text)
+        text = (f"no stall measured ({off / 1e3:,.0f} µs with Nagle, {on / 1e3:,.0f} µs with TCP_NODELAY, "
+                "medians): this system did not hold the second write back.")
+    return NagleResult(off, on, False, text, "contradicted")
+
+
+def _load_text() -> str:
+    """The machine's 1-minute load average and cores, for sentences that blame the machine."""
+    try:
+        import psutil
+
+        return f"load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count() or 1} cores"
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - psutil is a dependency
+        return "load unknown"
 
 
 # ---- socket buffers -------------------------------------------------------------------------
@@ -234,24 +262,92 @@ def send_throughput(address: tuple[str, int], sndbuf: int, *, total: int = 4 << 
     return BufferResult(sndbuf, granted, nbytes, seconds)
 
 
-def buffer_verdict(results: Sequence[BufferResult]) -> str:
-    """Compare throughput at the smallest and the largest SO_SNDBUF measured."""
-    if len(results) < 2:
-        return "measure at least two buffer sizes to compare"
+#: A size whose time per MiB is at least this many times the fastest size's "stalls": the
+#: sender waits on a timer, not on copying (measured here: ×300–1,000 below 64 KiB).
+CLIFF = 10.0
+#: Smallest vs largest buffer: a change below this factor is "no clear effect".
+EFFECT = 1.5
+
+
+def _kib(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else (
+        f"{n >> 10} KiB" if n % 1024 == 0 else f"{n:,} B")
+
+
+def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: Sequence[float] | None = None,
+                         q3: Sequence[float] | None = None, *, doubled: bool = False) -> Verdict:
+    """Read the whole curve "time per MiB against SO_SNDBUF", not just its two ends.
+
+    The claim is "a bigger send buffer moves data faster". The story can be a slope (each
+    doubling helps a little: confirmed), a cliff (below some size the sender stalls on a timer,
+    above it more buffer changes little: refined, the claim holds only up to that size), no
+    effect (contradicted), or stalls that do not follow the size (inconclusive). ``ms_per_mib``
+    are medians of repeats (what one MiB costs; a median keeps one lucky or unlucky repeat from
+    deciding), ``q1``/``q3`` their quartiles.
+    """
+    if len(sizes) != len(ms_per_mib):
+        raise ValueError(f"sizes and ms_per_mib differ in length: {len(sizes)} vs {len(ms_per_mib)}")
+    pts = sorted(zip(sizes, ms_per_mib, q1 or ms_per_mib, q3 or ms_per_mib))
+    if len({p[0] for p in pts}) < 3:
+        return Verdict("inconclusive", f"only {len({p[0] for p in pts})} buffer size(s) measured: a curve needs at "
+                                       "least 3 (add sizes to bufsize_sizes)")
+    note = " Linux granted twice each size asked (room for its bookkeeping)." if doubled else ""
+    # A stall hits some transfers and not others: a size "stalls" when its upper quartile
+    # (the slower repeats) reaches CLIFF times the fastest lower quartile of the sweep (the
+    # cost of a transfer that did not stall).
+    fastest = min(p[2] for p in pts)
+    stalled = [p for p in pts if p[3] >= CLIFF * fastest]
+    fast = [p for p in pts if p[3] < CLIFF * fastest]
+    if stalled and not fast:
+        return Verdict("inconclusive", (f"every size took ≥ ×{CLIFF:g} its fastest repeat in some repeats: the whole "
+                                        f"sweep was disturbed ({_load_text()}); measure again when the machine "
+                                        f"is quieter.{note}"))
+    if stalled:
+        if max(p[0] for p in stalled) < min(p[0] for p in fast):
+            top, bottom = max(stalled), min(fast)
+            above = [p[1] for p in fast]
+            return Verdict("refined", (
+                f"a cliff, not a slope: up to SO_SNDBUF {_kib(top[0])} transfers stalled (the slower repeats took "
+                f"up to {max(p[3] for p in stalled):,.1f} ms per MiB); from {_kib(bottom[0])} up none did: "
+                f"{min(above):,.2f}–{max(above):,.2f} ms per MiB (medians). Below the cliff the sender waits on a "
+                f"timer; above it, more buffer changed little here.{note}"))
+        where = ", ".join(_kib(p[0]) for p in stalled)
+        ok = ", ".join(_kib(p[0]) for p in fast)
+        return Verdict("inconclusive", (
+            f"stalls (≥ ×{CLIFF:g} the fastest transfer) at {where}, but not at {ok}: they do not follow the "
+            "buffer size, so no threshold can be named. More repeats per size would show whether a fast "
+            f"point was luck ({_load_text()}).{note}"))
+    small, large = pts[0], pts[-1]
+    ratio = small[1] / large[1]
+    head = (f"SO_SNDBUF {_kib(small[0])}: {small[1]:,.2f} ms per MiB; {_kib(large[0])}: {large[1]:,.2f} ms "
+            f"(no stall at any size)")
+    apart = small[2] > large[3] or small[3] < large[2]  # quartile ranges do not overlap
+    if ratio >= EFFECT and apart:
+        rises = sum(b[1] > a[1] * 1.2 for a, b in zip(pts, pts[1:]))
+        shape = "each larger size was faster or no slower" if rises == 0 else \
+            f"not steadily: {rises} step(s) up the sizes got slower"
+        return Verdict("confirmed", f"{head}: the larger buffer was ×{ratio:.1f} faster; {shape}.{note}")
+    if ratio <= 1 / EFFECT and apart:
+        return Verdict("contradicted", f"{head}: the smaller buffer was ×{1 / ratio:.1f} faster here.{note}")
+    if apart or max(p[3] / p[2] for p in pts if p[2] > 0) < EFFECT:
+        return Verdict("contradicted", f"{head}: within ×{EFFECT:g}, no clear effect of the buffer size.{note}")
+    return Verdict("inconclusive", f"{head}: ×{ratio:.2f}, but the repeats at each size spread more than that "
+                                   f"(quartile ranges overlap; {_load_text()}): more repeats would help.{note}")
+
+
+def buffer_verdict(results: Sequence[BufferResult]) -> Verdict:
+    """``sndbuf_curve_verdict`` for ``send_throughput`` results (several per size allowed)."""
+    if not results:
+        return Verdict("inconclusive", "no buffer sizes measured")
     by_size: dict[int, list[float]] = {}
     for r in results:
-        by_size.setdefault(r.asked, []).append(r.bytes_per_s)
+        by_size.setdefault(r.asked, []).append(r.seconds * 1e3 * MIB / max(r.nbytes, 1))
     sizes = sorted(by_size)
-    small, large = statistics.median(by_size[sizes[0]]), statistics.median(by_size[sizes[-1]])
+    med = [statistics.median(by_size[s]) for s in sizes]
+    quart = [statistics.quantiles(by_size[s], n=4, method="inclusive") if len(by_size[s]) > 1 else [m, m, m]
+             for s, m in zip(sizes, med)]
     doubled = all(r.granted == 2 * r.asked for r in results)
-    note = " (the kernel granted twice what was asked: Linux keeps room for its bookkeeping)" if doubled else ""
-    ratio = large / small if small > 0 else float("inf")
-    head = (f"SO_SNDBUF {sizes[0]:,} B: {small / 1e6:,.0f} MB/s; {sizes[-1]:,} B: {large / 1e6:,.0f} MB/s")
-    if ratio >= 1.5:
-        return f"{head}: the larger buffer was {ratio:.1f}× faster{note}."
-    if ratio <= 1 / 1.5:
-        return f"{head}: the smaller buffer was {1 / ratio:.1f}× faster here (noise, or a stack that autotunes){note}."
-    return f"{head}: within ×1.5, no clear effect on loopback{note}."
+    return sndbuf_curve_verdict(sizes, med, [q[0] for q in quart], [q[2] for q in quart], doubled=doubled)
 
 
 # ---- TCP_INFO ---------------------------------------------------------------------------------
@@ -359,29 +455,30 @@ def tcp_info(sock: socket.socket) -> TcpInfo | None:
 
 # ---- the GIL ----------------------------------------------------------------------------------
 
-def _spin(until_ns: int, stop: threading.Event, counter: list[int]) -> None:
+def _spin(until_ns: int, stop: threading.Event, counter: list[float]) -> None:
     # Pure Python work holds the GIL except when the interpreter forces a switch. The clock is
     # read only every 2**14 rounds: a timer call on every round made the thread let go of the
     # GIL far more often on some systems (measured: no slowdown at all under gVisor).
-    n = 0
+    n, cpu0, wall0 = 0, time.thread_time(), time.perf_counter()
     while not stop.is_set():
         for _ in range(1 << 14):
             n += 1
         if time.perf_counter_ns() >= until_ns:
             break
-    counter[0] = n
+    counter[:] = [n, time.thread_time() - cpu0, time.perf_counter() - wall0]
 
 
 @contextlib.contextmanager
-def busy_thread(seconds: float = 0.5) -> Iterator[list[int]]:
+def busy_thread(seconds: float = 0.5) -> Iterator[list[float]]:
     """Run a CPU-bound Python thread for at most ``seconds`` (or until the block ends).
 
-    Yields a one-item list that holds the thread's loop count when it ends. Bounded twice: by
-    its own deadline and by the block's exit, so it can never outlive the cell.
+    Yields a list that holds, once the thread has ended, ``[loops, cpu_s, wall_s]``: its loop
+    count, the CPU seconds it used (``time.thread_time``) and the seconds it ran. Bounded twice:
+    by its own deadline and by the block's exit, so it can never outlive the cell.
     """
-    if not 0 < seconds <= 5:
-        raise ValueError(f"seconds must be in (0, 5], got {seconds!r}")
-    stop, counter = threading.Event(), [0]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 5:
+        raise ValueError(f"seconds must be a number in (0, 5], got {seconds!r}")
+    stop, counter = threading.Event(), [0, 0.0, 0.0]
     thread = threading.Thread(target=_spin, args=(time.perf_counter_ns() + int(seconds * 1e9), stop, counter),
                               name="socketlessons-busy", daemon=True)
     thread.start()
@@ -428,7 +525,13 @@ def echo_rtts_ns(address: tuple[str, int], *, n: int = 100_000, deadline_s: floa
 
 @dataclasses.dataclass(frozen=True)
 class GilResult:
-    """Round trips measured in one condition (quiet or busy kernel, thread or process server)."""
+    """Round trips measured in one condition (quiet or busy kernel, thread or process server).
+
+    ``busy``: a CPU-bound Python thread ran in this process (the Jupyter kernel) meanwhile;
+    ``server``: ``"thread"`` (in this process, sharing its GIL) or ``"process"`` (its own);
+    ``busy_cpu_share``: the CPU the busy thread got, as a share of its wall time (``nan`` when
+    none ran): on a crowded machine it gets less than a whole core, and says so.
+    """
 
     label: str
     median_ns: float
@@ -437,81 +540,128 @@ class GilResult:
     max_ns: float
     n: int
     switch_s: float = 0.005  # sys.getswitchinterval() during the measurement
+    busy: bool = False
+    server: str = "thread"
+    busy_cpu_share: float = math.nan
 
     @classmethod
-    def from_samples(cls, label: str, samples_ns: Sequence[float], switch_s: float | None = None) -> GilResult:
+    def from_samples(cls, label: str, samples_ns: Sequence[float], switch_s: float | None = None, *,
+                     busy: bool = False, server: str = "thread", busy_cpu_share: float = math.nan) -> GilResult:
         if not samples_ns:
             raise ValueError("no round trips were measured")
+        if server not in ("thread", "process"):
+            raise ValueError(f"server must be 'thread' or 'process', got {server!r}")
         ordered = sorted(samples_ns)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
         return cls(label, statistics.median(ordered), statistics.fmean(ordered), p99, ordered[-1], len(ordered),
-                   sys.getswitchinterval() if switch_s is None else switch_s)
+                   sys.getswitchinterval() if switch_s is None else switch_s, busy, server, busy_cpu_share)
 
     def __str__(self) -> str:
+        busy = (f"; the busy thread got {self.busy_cpu_share:.0%} of a core"
+                if self.busy and not math.isnan(self.busy_cpu_share) else "")
         return (f"{self.label}: {self.n:,} round trips, mean {self.mean_ns / 1e3:,.0f} µs, "
                 f"median {self.median_ns / 1e3:,.0f} µs, 99th percentile {self.p99_ns / 1e3:,.0f} µs, "
-                f"slowest {self.max_ns / 1e6:,.1f} ms")
+                f"slowest {self.max_ns / 1e6:,.1f} ms{busy}")
 
 
 def gil_trial(address: tuple[str, int], label: str, *, busy: bool = False, switch_s: float | None = None,
-              window_s: float = 0.3) -> GilResult:
+              window_s: float = 0.3, server: str = "thread") -> GilResult:
     """Echo round trips for ``window_s`` seconds, optionally with a busy Python thread and another
-    switch interval (both restored afterwards): one condition of the GIL experiment."""
+    switch interval (both restored afterwards): one condition of the GIL experiment. ``server``
+    says where the echo server at ``address`` runs ("thread": in this process; "process")."""
     with contextlib.ExitStack() as stack:
         if switch_s is not None:
             stack.enter_context(switch_interval(switch_s))
-        if busy:
-            stack.enter_context(busy_thread(window_s + 0.2))
+        spun = stack.enter_context(busy_thread(window_s + 0.2)) if busy else None
         switch = sys.getswitchinterval()
         samples = echo_rtts_ns(address, deadline_s=window_s)
-    return GilResult.from_samples(label, samples, switch)
+    share = spun[1] / spun[2] if spun and spun[2] > 0 else math.nan
+    return GilResult.from_samples(label, samples, switch, busy=busy, server=server, busy_cpu_share=share)
 
 
-def gil_verdict(quiet: GilResult, busy: GilResult) -> str:
-    """Say how much a busy Python thread slowed round trips, from two measured results (means)."""
-    ratio = busy.mean_ns / quiet.mean_ns if quiet.mean_ns > 0 else float("inf")
-    head = (f"{busy.label}: mean {busy.mean_ns / 1e3:,.0f} µs per round trip vs {quiet.mean_ns / 1e3:,.0f} µs "
-            f"({quiet.label})")
-    if ratio >= 10:
-        return f"{head}: ×{ratio:,.0f}; the round trips waited for the GIL."
-    if ratio >= 2:
-        return (f"{head}: ×{ratio:,.1f}; slowed by GIL waits (slowest {busy.max_ns / 1e6:,.1f} ms, "
-                f"switch interval {busy.switch_s * 1e3:g} ms).")
-    return f"{head}: ×{ratio:,.1f}; no GIL wait to speak of."
+#: Mean round trips that differ by at least this factor differ; within SAME they are the same;
+#: in between the run cannot say. Means, not medians: the claim is about what the waits cost
+#: in total (a 5 ms GIL wait every few hundred round trips hardly moves the median).
+DIFFERENT, SAME = 2.0, 1.5
 
 
-def switch_verdict(default: GilResult, short: GilResult) -> str:
+def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
+    """Compare two GIL trials (means) and explain a difference only by what differed between them.
+
+    A busy thread in this process is the only thing that makes round trips wait for the GIL;
+    where no busy thread ran, a slowdown has another cause (the server in another process means
+    each round trip wakes a second process; other programs compete for the CPU). Status, for
+    a busy trial against a quiet one, of "a busy thread slows round trips"; otherwise of "the
+    same cost".
+    """
+    ratio = other.mean_ns / base.mean_ns if base.mean_ns > 0 else math.inf
+    head = (f"{other.label}: mean {other.mean_ns / 1e3:,.0f} µs per round trip vs {base.mean_ns / 1e3:,.0f} µs "
+            f"({base.label}), ×{ratio:,.1f}")
+    busy_claim = other.busy and not base.busy
+    if busy_claim:
+        where = ("the client and the server both run" if other.server == "thread"
+                 else "the client runs (the server has its own process, but the client still needs this GIL)")
+        got = (f"; it got {other.busy_cpu_share:.0%} of a core" if not math.isnan(other.busy_cpu_share) else "")
+        if ratio >= DIFFERENT:
+            return Verdict("confirmed", (
+                f"{head}: slowed by GIL waits. The busy thread ran in this kernel's process, where {where}{got}; "
+                f"every socket call that returns must wait up to the switch interval "
+                f"({other.switch_s * 1e3:g} ms) to run again (slowest round trip {other.max_ns / 1e6:,.1f} ms)."))
+        if ratio < SAME:
+            return Verdict("contradicted", f"{head}: no GIL wait to speak of, although a busy thread ran{got}.")
+        return Verdict("inconclusive", f"{head}: between ×{SAME:g} and ×{DIFFERENT:g}, too close to call from "
+                                       f"one 0.3 s window each ({_load_text()}); run the trials again.")
+    differs = []
+    if other.server != base.server:
+        differs.append(f"the server runs in a {other.server} instead of a {base.server}")
+    if other.switch_s != base.switch_s:
+        differs.append(f"the switch interval is {other.switch_s * 1e3:g} ms instead of {base.switch_s * 1e3:g} ms")
+    if other.busy != base.busy:
+        differs.append("only the first had a busy thread")
+    what = "; ".join(differs) or "nothing but the moment they ran"
+    if 1 / SAME < ratio < SAME:
+        return Verdict("confirmed", f"{head}: the same cost within ×{SAME:g} (what differed: {what}).")
+    if ratio >= DIFFERENT or ratio <= 1 / DIFFERENT:
+        slow, fast = (other, base) if ratio > 1 else (base, other)
+        if not (other.busy or base.busy):
+            if slow.server == "process" and fast.server == "thread":
+                why = ("a server in its own process means every round trip wakes a second process, and the "
+                       "operating system's scheduler decides how soon it runs")
+            else:
+                why = (f"the slower trial ({slow.label}) had round trips of up to {slow.max_ns / 1e6:,.1f} ms "
+                       f"against a median of {slow.median_ns / 1e3:,.0f} µs: something else ran meanwhile, "
+                       "another thread of this kernel or another program")
+            cause = f"no busy thread ran, so this is not the GIL: {why} ({_load_text()})"
+        else:
+            cause = f"what differed: {what}"
+        word = "slower" if ratio > 1 else "faster"
+        return Verdict("contradicted", f"{head}: {word}; {cause}.")
+    return Verdict("inconclusive", f"{head}: between ×{SAME:g} and ×{DIFFERENT:g}, too close to call from one "
+                                   f"0.3 s window each ({_load_text()}); run the trials again.")
+
+
+def switch_verdict(default: GilResult, short: GilResult) -> Verdict:
     """Compare two busy-thread trials that differ only in the switch interval (means).
 
-    A shorter interval should cut the GIL waits; on a crowded machine the operating system's
-    scheduler adds waits Python cannot shorten, so the verdict says what this run showed.
+    A shorter interval makes the busy thread let go of the GIL sooner, so each wait is shorter.
+    Status of "a shorter switch interval cuts the waits".
     """
-    ratio = short.mean_ns / default.mean_ns if default.mean_ns > 0 else float("inf")
+    ratio = short.mean_ns / default.mean_ns if default.mean_ns > 0 else math.inf
     head = (f"busy thread, switch interval {short.switch_s * 1e3:g} ms vs {default.switch_s * 1e3:g} ms: "
             f"mean {short.mean_ns / 1e3:,.0f} µs vs {default.mean_ns / 1e3:,.0f} µs per round trip")
-    if ratio <= 1 / 1.5:
-        return f"{head}\n→ the shorter interval cut the waits ×{1 / ratio:.1f}."
-    if ratio >= 1.5:
-        return (f"{head}\n→ ×{ratio:.1f} slower this time: more switching, and on a busy machine the "
-                f"operating system's scheduler, not the GIL, decides the waits. Run the trials again.")
-    return (f"{head}\n→ within ×1.5: no clear effect this run (other programs on the CPU blur it). "
-            f"Run the trials again.")
+    if ratio <= 1 / SAME:
+        return Verdict("confirmed", f"{head}\n→ the shorter interval cut the waits ×{1 / ratio:.1f}: the busy "
+                                    "thread had to let go of the GIL sooner each time.")
+    if ratio >= SAME:
+        return Verdict("contradicted", (
+            f"{head}\n→ ×{ratio:.1f} slower with the shorter interval this time ({_load_text()}): "
+            "more switching, and when other programs hold the CPUs the operating system's scheduler, not "
+            "the GIL, decides the waits. Run the trials again to see whether it repeats."))
+    return Verdict("inconclusive", (f"{head}\n→ within ×{SAME:g}: no clear effect this run ({_load_text()}); "
+                                    "the two trials ran 0.3 s each, one after the other. Run the trials again."))
 
 
 # ---- for the notebook: traces, points, figures ------------------------------------------------
-
-def trace_request(tracer: Any, address: tuple[str, int], *, nodelay: bool, rounds: int = 2) -> None:
-    """``rounds`` write-write-read requests on a traced socket (the first is the quick-ACK warm-up)."""
-    sock = tracer.connect(address)
-    with sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
-        for _ in range(rounds):
-            sock.sendall(HEADER)
-            sock.sendall(BODY)
-            got = 0
-            while got < len(REPLY):
-                got += len(sock.recv(len(REPLY) - got))
-
 
 def largest_gap(events: Sequence[Any]) -> tuple[float, Any, Any]:
     """The longest pause (ms) between two consecutive events of a timeline, and those two events."""
@@ -529,10 +679,8 @@ def request_points(samples_ns: Sequence[float], series: str) -> list[Any]:
     return [Point(i, t, t, t, 1, series) for i, t in enumerate(samples_ns, start=1)]
 
 
-MIB = 1 << 20
 
-
-def sndbuf_timing(address: tuple[str, int], sndbuf: int, *, repeats: int = 3, total: int = 4 * MIB,
+def sndbuf_timing(address: tuple[str, int], sndbuf: int, *, repeats: int = 5, total: int = 4 * MIB,
                   deadline_s: float = 0.3) -> Any:
     """A ``measure.Timing`` of the time to move one MiB into the sink with ``SO_SNDBUF=sndbuf``.
 
@@ -548,10 +696,14 @@ def sndbuf_timing(address: tuple[str, int], sndbuf: int, *, repeats: int = 3, to
     return summarize(per_mib)
 
 
-def sndbuf_points_verdict(points: Sequence[Any]) -> str:
-    """``buffer_verdict`` for sweep points whose ``median_ns`` is the time per MiB."""
-    results = [BufferResult(int(p.x), _granted(int(p.x)), MIB, p.median_ns / 1e9) for p in points]
-    return buffer_verdict(results)
+def sndbuf_points_verdict(points: Sequence[Any]) -> Verdict:
+    """``sndbuf_curve_verdict`` for sweep points whose ``median_ns`` is the time per MiB."""
+    pts = sorted(points, key=lambda p: p.x)
+    if not pts:
+        return Verdict("inconclusive", "no buffer sizes measured yet: press Run")
+    doubled = all(_granted(int(p.x)) == 2 * int(p.x) for p in pts)
+    return sndbuf_curve_verdict([int(p.x) for p in pts], [p.median_ns / 1e6 for p in pts],
+                                [p.q1_ns / 1e6 for p in pts], [p.q3_ns / 1e6 for p in pts], doubled=doubled)
 
 
 def _granted(sndbuf: int) -> int:
@@ -584,7 +736,7 @@ def gil_figure(results: Sequence[GilResult], *, ax: Any = None, title: str = "")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.invert_yaxis()
     ax.set_xlabel("1-byte echo round trip (µs, log scale)")
-    title = title or "A busy Python thread: the mean round trip grows, the median barely moves"
+    title = title or "Does a busy Python thread slow round trips? Mean (bar) and median (mark)"
     fig.suptitle(title, fontsize=11)  # centred on the figure: the long bar labels push the axes right
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)  # below the axes: never over a bar
     ax.grid(True, axis="x", which="both", alpha=0.3)
