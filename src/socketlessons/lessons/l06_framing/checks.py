@@ -111,7 +111,9 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, DidNotReturn):
         return f"did not return within {DEADLINE_S:g} s"
-    return f"raised {type(exc).__name__}: {exc}"
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return f"raised {name}: {exc}"
 
 
 def _as_list(got: Any) -> list[bytes] | None:

@@ -272,13 +272,16 @@ READERS = ("recv(1) until newline", "buffered lines", "length prefix")
 
 @contextlib.contextmanager
 def reading(size: int, how: str, address: tuple[str, int] | None = None, *,
-            bufsize: int = 64 * 1024) -> Iterator[Callable[[], bytes]]:
+            bufsize: int = 64 * 1024,
+            reader: Callable[[socket.socket], bytes] | None = None) -> Iterator[Callable[[], bytes]]:
     """A connection to a ``RepeatServer`` sending ``size``-byte messages, and an op reading one.
 
     ``how`` is one of ``READERS``; ``bufsize`` is what the buffered line reader asks each
     ``recv`` for (1 makes it a byte-by-byte reader again). Without ``address``, a thread-mode server is started for
     this point only. Use as ``make_op`` for ``measure.sweep``: the connection (and that
-    server) live for one point and are closed after it.
+    server) live for one point and are closed after it. ``reader(sock)``, if given, reads one
+    message instead of ``how``'s own reader (the lesson passes the recv(1) reader its cell
+    defines; ``how`` still says which framing the server sends).
     """
     if how not in READERS:
         raise ValueError(f"how must be one of {', '.join(map(repr, READERS))}, got {how!r}")
@@ -287,8 +290,10 @@ def reading(size: int, how: str, address: tuple[str, int] | None = None, *,
             address = stack.enter_context(RepeatServer()).address
         sock = stack.enter_context(socket.create_connection(address, timeout=10))
         request_stream(sock, size, "length" if how == "length prefix" else "line")
-        if how == "recv(1) until newline":
-            read: Callable[[], Any] = lambda: read_line_bytewise(sock)  # noqa: E731
+        if reader is not None:
+            read: Callable[[], Any] = lambda: reader(sock)  # noqa: E731
+        elif how == "recv(1) until newline":
+            read = lambda: read_line_bytewise(sock)  # noqa: E731
         elif how == "buffered lines":
             read = LineReader(sock, bufsize=bufsize).read_line
         else:
