@@ -1,6 +1,7 @@
 # Two commands for everyone (see README.md):
 #   make lab   -> install into .venv (if needed) and open the lessons in JupyterLab
 #   make test  -> the same install, then every test (unit, notebooks, exercises, browser, classroom)
+#   make doctor -> can this machine run the lessons?
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN    := $(VENV)/Scripts
 endif
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test install bench clean strip
+.PHONY: lab test install doctor bench clean strip
 
 lab: $(STAMP)
 	$(BIN)/python -m socketlessons lab
@@ -18,6 +19,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 install: $(STAMP)
+
+doctor: $(STAMP)
+	$(BIN)/python -m socketlessons doctor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
