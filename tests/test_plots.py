@@ -156,3 +156,114 @@ def test_from_zero_starts_the_time_axis_at_zero():
     assert shown._repr_png_().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="run the sweep"):
         from_zero([], title="t", xlabel="n", ylabel="µs")
+
+
+# ---- colours by name, legends that cover nothing, ticks that fit, reference lines, ratios --------
+
+def _colour_of(fig, label):
+    """The colour of the markers drawn for series ``label``."""
+    from matplotlib.colors import to_hex
+
+    ax = fig.axes[0]
+    container = next(c for c in ax.containers if c.get_label() == label)
+    return to_hex(container.lines[0].get_color())
+
+
+def test_a_series_keeps_its_colour_whatever_the_order():
+    first = plot_points(pts("colour A") + pts("colour B", k=5.0))
+    swapped = plot_points(pts("colour B", k=5.0) + pts("colour A"))
+    assert _colour_of(first, "colour A") == _colour_of(swapped, "colour A")
+    assert _colour_of(first, "colour B") == _colour_of(swapped, "colour B")
+    assert _colour_of(first, "colour A") != _colour_of(first, "colour B")
+    from socketlessons.plots import style_for_series
+    assert style_for_series("colour A") == style_for_series("colour A")
+
+
+def test_each_fit_entry_follows_its_series_in_the_legend():
+    points = pts("send") + pts("sendall", k=5.0)
+    fits = {name: fit_growth([p.x for p in points if p.series == name], [p.median_ns for p in points if p.series == name])
+            for name in ("send", "sendall")}
+    fig = plot_points(points, logx=True, logy=True, fits=fits)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["send", "linear, slope 1.00", "sendall", "linear, slope 1.00"]
+
+
+def _legend_box_and_data(fig):
+    from socketlessons.plots import _data_in_axes
+
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent().transformed(ax.transAxes.inverted())
+    return box, _data_in_axes(ax)
+
+
+@pytest.mark.parametrize("case", ["rising line", "data everywhere"])
+def test_the_legend_never_covers_data(case):
+    import math
+    if case == "rising line":
+        points = pts("a") + pts("b", k=9.0)
+    else:
+        xs = [2**i for i in range(20)]
+        points = [Point.from_timing(x, summarize([1000 * (1.5 + math.sin(i * 1.7 + j))]), s)
+                  for j, s in enumerate(("a", "b")) for i, x in enumerate(xs)]
+    fig = plot_points(points, logx=True)
+    box, data = _legend_box_and_data(fig)
+    inside = [(x, y) for x, y in data if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1]
+    assert not inside, (box, inside[:3])
+
+
+@pytest.mark.parametrize("xlabel,xs", [
+    ("payload size (bytes)", [2**i for i in range(23)]),
+    ("clients N", [2**i for i in range(21)]),
+    ("ping number", list(range(0, 600))),
+])
+def test_x_tick_labels_never_overlap_and_log_axes_have_numbers(xlabel, xs):
+    points = [Point.from_timing(x, summarize([1000.0 + x, 1100.0 + x])) for x in xs]
+    logx = xlabel != "ping number"
+    fig = plot_points(points, xlabel=xlabel, logx=logx, logy=True)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    shown = [t for t in ax.xaxis.get_major_ticks() if low <= t.get_loc() <= high and t.label1.get_text()]
+    assert len(shown) >= 3
+    boxes = sorted((t.label1.get_window_extent() for t in shown), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.label1.get_text() for t in shown]
+    if xlabel.endswith("(bytes)"):
+        assert all(t.label1.get_text().endswith("B") for t in shown)
+    ylow, yhigh = ax.get_ylim()
+    assert [t for t in ax.get_yticks() if ylow <= t <= yhigh], "a log y axis without a number"
+
+
+def test_reference_lines_are_drawn_named_and_kept_by_live_plots():
+    from socketlessons.plots import Reference, reference_line
+
+    fig = plot_points(pts(), references=[Reference("timeout 50 ms", y=50.0)])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[-1] == "timeout 50 ms"
+    line = reference_line(fig.axes[0], "y = x", diagonal=True)
+    assert line.get_label() == "y = x" and len(line.get_xdata()) > 2
+    with pytest.raises(ValueError, match="exactly one of"):
+        Reference("two", y=1.0, x=2.0)
+    with pytest.raises(ValueError, match="finite"):
+        Reference("nan", y=float("nan"))
+    plot = LivePlot("ping", "ping number", "ms", min_interval_s=0, scale=1e-6)
+    plot.add_reference("timeout 20 ms", y=20)
+    plot.add(Point(1, 1e6, 1e6, 1e6, 1, "answered"))
+    plot.clear()
+    assert "timeout 20 ms" in plot.ax.get_legend_handles_labels()[1]
+    plot.replace_series("answered", [Point(2, 2e6, 2e6, 2e6, 1, "answered")])
+    assert [p.x for p in plot.points] == [2]
+
+
+def test_a_ratio_is_plotted_with_its_spread_against_one():
+    from socketlessons.measure import Ratio
+    from socketlessons.plots import plot_ratio
+
+    r = Ratio(1.02, 0.95, 1.1, 21, summarize([1.0]), summarize([1.0]))
+    fig = plot_ratio([r.to_point(x, "helper / raw") for x in (1, 8, 64, 512)], logx=True, xlabel="payload size (bytes)")
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "helper / raw" in labels and "ratio 1: the same cost" in labels
+    low, high = ax.get_ylim()
+    assert low < 0.95 and high > 1.1  # the spread is on the plot
+    assert len([t for t in ax.get_yticks() if low <= t <= high]) >= 3  # a narrow log axis still has numbers

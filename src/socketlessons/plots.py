@@ -35,26 +35,43 @@ costs ~30–80 ms of CPU, which would otherwise be measured as GIL waits.
 Style: the title states the claim being tested, axes carry units, log scales where sizes span
 decades, the Okabe–Ito colour-blind-safe palette with a distinct marker and line style per
 series (so it reads in grayscale), and the fitted growth in the legend.
+
+What every figure here guarantees (issue 10, item 3):
+
+* a series keeps its colour, marker and line style across runs and figures: the style is
+  chosen by the series' **name** (``style_for_series``: the first style no other name holds,
+  remembered for the life of the kernel), not by the order series appear in;
+* the legend never covers data: it goes into the first corner (or edge) of the axes where no
+  point, error bar or fit line lies, and outside the axes, to the right, when there is none;
+* log axes always carry readable numbers (plain ``1, 2, 5, 10`` or ``30, 40``; bytes as
+  ``1 KiB``), and x tick labels never run into each other (every 2nd, 3rd, ... power of two
+  is labelled until they fit, measured with the renderer);
+* a fit's legend entry sits right after its series' entry;
+* ``reference_line`` draws a named line the text talks about (a diagonal, a timeout), and
+  ``plot_ratio`` plots a ratio with its spread against the line "ratio 1".
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import math
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from .measure import Affine, Growth, Point
 
-__all__ = ["PALETTE", "LivePlot", "fit_label", "format_bytes", "plot_points", "sequence_diagram", "style_for", "to_png"]
+__all__ = ["PALETTE", "LivePlot", "Reference", "fit_label", "format_bytes", "plot_points", "plot_ratio",
+           "reference_line", "sequence_diagram", "style_for", "style_for_series", "to_png"]
 
 #: Okabe & Ito (2008) colour-blind-safe colours; markers and dashes separate them in grayscale.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -68,6 +85,99 @@ def style_for(i: int) -> dict[str, Any]:
     """Colour, marker and line style of the ``i``-th series."""
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+
+
+_SERIES_STYLE: dict[str, int] = {}
+_STYLE_LOCK = threading.Lock()
+
+
+def style_index(name: str) -> int:
+    """The style number of series ``name``: the same in every figure and run of this kernel.
+
+    A new name takes the lowest style no other name holds yet; after ``len(PALETTE)`` names,
+    styles repeat (by a stable hash of the name, never by order of appearance).
+    """
+    with _STYLE_LOCK:
+        if name not in _SERIES_STYLE:
+            taken = set(_SERIES_STYLE.values())
+            free = [i for i in range(len(PALETTE)) if i not in taken]
+            _SERIES_STYLE[name] = free[0] if free else zlib.crc32(name.encode("utf-8")) % len(PALETTE)
+        return _SERIES_STYLE[name]
+
+
+def style_for_series(name: str) -> dict[str, Any]:
+    """Colour, marker and line style of the series called ``name`` (see ``style_index``)."""
+    return style_for(style_index(name))
+
+
+def _styles_of(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each name's own style; if two names in one figure share one (more names than colours),
+    the later gets the next style free in this figure, for this figure only."""
+    used: set[int] = set()
+    out = {}
+    for name in names:
+        i = style_index(name)
+        if i in used:
+            i = next((j for j in range(len(PALETTE)) if j not in used), i)
+        used.add(i)
+        out[name] = style_for(i)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A named reference line: ``y=`` (horizontal: a timeout), ``x=`` (vertical), ``diagonal=True``
+    (y = x, in the plot's units), or ``through=[(x, y), ...]`` (any polyline). Values are in
+    the plot's units (after ``scale``)."""
+
+    label: str
+    y: float | None = None
+    x: float | None = None
+    diagonal: bool = False
+    through: tuple[tuple[float, float], ...] = ()
+    color: str = "0.35"
+    linestyle: Any = ":"
+
+    def __post_init__(self) -> None:
+        given = sum([self.y is not None, self.x is not None, self.diagonal, bool(self.through)])
+        if given != 1:
+            raise ValueError(f"a Reference needs exactly one of y=, x=, diagonal=True or through=; got {given} "
+                             f"(label {self.label!r})")
+        for name in ("y", "x"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise ValueError(f"Reference {name} must be a finite number, got {v!r}")
+
+
+def reference_line(ax: Axes, label: str, *, y: float | None = None, x: float | None = None,
+                   diagonal: bool = False, through: Sequence[tuple[float, float]] = (),
+                   color: str = "0.35", linestyle: Any = ":") -> Any:
+    """Draw a named reference line on ``ax`` (labelled in the legend) and return its artist:
+    ``y=50`` a timeout line, ``diagonal=True`` the line y = x over the current view, ``x=``
+    a vertical line, ``through=[(x0, y0), (x1, y1)]`` any other line."""
+    return _draw_reference(ax, Reference(label, y, x, diagonal, tuple(tuple(p) for p in through), color, linestyle))
+
+
+def _draw_reference(ax: Axes, ref: Reference) -> Any:
+    kw = {"color": ref.color, "linestyle": ref.linestyle, "linewidth": 1.2, "label": ref.label, "zorder": 1}
+    if ref.y is not None:
+        return ax.axhline(ref.y, **kw)
+    if ref.x is not None:
+        return ax.axvline(ref.x, **kw)
+    if ref.diagonal:
+        lo = max(min(ax.get_xlim()[0], ax.get_ylim()[0]), 1e-12 if ax.get_xscale() == "log" else -math.inf)
+        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        if ax.get_xscale() == "log" or ax.get_yscale() == "log":
+            grid = [lo * (hi / lo) ** (i / 49) for i in range(50)] if lo > 0 else [hi]
+        else:
+            grid = [lo + (hi - lo) * i / 49 for i in range(50)]
+        xlim, ylim = ax.get_xlim(), ax.get_ylim()
+        line = ax.plot(grid, grid, **kw)[0]
+        ax.set_xlim(xlim)
+        ax.set_ylim(ylim)
+        return line
+    xs, ys = zip(*ref.through)
+    return ax.plot(xs, ys, **kw)[0]
 
 
 def format_bytes(n: float) -> str:
@@ -116,6 +226,7 @@ def plot_points(
     scale: float = 1e-3,
     fit_ranges: dict[str, tuple[float, float]] | None = None,
     ymin: float | None = None,
+    references: Sequence[Reference] = (),
 ) -> Figure:
     """Draw sweep points (median with an IQR error bar), one style per series; return the figure.
 
@@ -123,7 +234,11 @@ def plot_points(
     as a line over the series' x range (or ``fit_ranges[series]``, the x range that was
     fitted) with its label in the legend. An x axis in bytes on a log scale is labelled
     ``1 B``, ``1 KiB``, ``1 MiB``. ``ymin=0`` starts a linear time axis at zero, so a
-    difference of a few percent does not fill the whole height of the plot.
+    difference of a few percent does not fill the whole height of the plot. ``references`` are
+    named lines (``Reference``) drawn over the data and listed last in the legend.
+
+    A series' style follows its name (``style_for_series``); each fit's legend entry follows its
+    series'; the legend goes where it covers no data (or outside); see the module docstring.
     """
     fig, ax = _new_figure(ax)
     ax.clear()
@@ -131,38 +246,61 @@ def plot_points(
     for p in points:
         series.setdefault(p.series, []).append(p)
     fits = fits or {}
-    for i, (name, pts) in enumerate(series.items()):
-        st = style_for(i)
+    styles = _styles_of(list(series))
+    entries: list[tuple[Any, str]] = []
+    for name, pts in series.items():
+        st = styles[name]
         pts = sorted(pts, key=lambda p: p.x)
         xs = [p.x for p in pts]
         ys = [p.median_ns * scale for p in pts]
         lo = [max(0.0, (p.median_ns - p.q1_ns) * scale) for p in pts]
         hi = [max(0.0, (p.q3_ns - p.median_ns) * scale) for p in pts]
-        ax.errorbar(xs, ys, yerr=[lo, hi], color=st["color"], marker=st["marker"], linestyle="none",
-                    capsize=3, markersize=5, label=name or "measured (median, IQR)")
+        label = name or "measured (median, IQR)"
+        handle = ax.errorbar(xs, ys, yerr=[lo, hi], color=st["color"], marker=st["marker"], linestyle="none",
+                             capsize=3, markersize=5, label=label)
+        entries.append((handle, label))
         fit = fits.get(name)
         if fit is not None and len(xs) >= 2:
-            _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx)
-    _decorate(ax, title, xlabel, ylabel, logx, logy)
+            line = _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx)
+            if line is not None:
+                entries.append((line, line.get_label()))
+    _decorate(ax, title, xlabel, ylabel, logx, logy, legend=False)
     if ymin is not None and not logy and points:
         ax.set_ylim(bottom=ymin)
+    for ref in references:
+        line = _draw_reference(ax, ref)
+        entries.append((line, ref.label))
+    _finish_axes(ax, entries, logx=logx, bytes_x="byte" in xlabel)
+    return fig
+
+
+def plot_ratio(points: Sequence[Point], *, ax: Axes | None = None, title: str = "", xlabel: str = "",
+               ylabel: str = "ratio (median, IQR of the paired rounds)", logx: bool = False, logy: bool = True,
+               reference: float | None = 1.0, reference_label: str = "ratio 1: the same cost",
+               fits: dict[str, Growth | Affine] | None = None) -> Figure:
+    """Plot a ratio with its spread (``measure.Ratio.to_point``: the "time" of each point is the
+    ratio, its q1..q3 the IQR of the per-round ratios) and the reference line at ``reference``.
+    When a claim is "A costs the same as B", this is the plot that shows it: two noisy series
+    that jump together hide it, their ratio does not."""
+    fig = plot_points(points, ax=ax, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy, fits=fits,
+                      scale=1.0, references=[Reference(reference_label, y=reference)] if reference is not None else ())
     return fig
 
 
 def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scale: float, st: dict[str, Any],
-              logx: bool) -> None:
+              logx: bool) -> Any:
     x0, x1 = x_range
     if logx and x0 > 0:
         grid = [x0 * (x1 / x0) ** (i / 49) for i in range(50)]
     else:
         grid = [x0 + (x1 - x0) * i / 49 for i in range(50)]
-    if isinstance(fit, Growth) and math.isnan(fit.slope):
-        return
+    if isinstance(fit, Growth) and (math.isnan(fit.slope) or fit.label == "step"):
+        return None
     ys = [fit.predict(x) * scale for x in grid]
-    ax.plot(grid, ys, color=st["color"], linestyle=st["linestyle"], linewidth=1.5, label=fit_label(fit))
+    return ax.plot(grid, ys, color=st["color"], linestyle=st["linestyle"], linewidth=1.5, label=fit_label(fit))[0]
 
 
-def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: bool) -> None:
+def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: bool, legend: bool = True) -> None:
     if logx:
         ax.set_xscale("log", base=2)
         if "byte" in xlabel:
@@ -177,6 +315,8 @@ def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: 
         short = low > 0 and high / low < 4
         subs = tuple(float(k) for k in range(1, 10)) if short else (1.0, 2.0, 5.0)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        if low > 0 and high / low < 2:  # a ratio near 1 (0.9 to 1.2): evenly spaced plain numbers
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     if title:
@@ -184,8 +324,95 @@ def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
+
+
+# ---- ticks that fit, a legend that covers nothing ----------------------------------------------
+
+_INSIDE = ("upper left", "upper right", "lower right", "lower left", "center left", "center right",
+           "upper center", "lower center")
+
+
+def _finish_axes(ax: Axes, entries: Sequence[tuple[Any, str]], *, logx: bool, bytes_x: bool) -> None:
+    """Settle the view, thin the x tick labels until they do not overlap, place the legend."""
+    ax.autoscale_view()
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): give it the Agg canvas we draw with
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    fig.draw_without_rendering()  # constrained layout: positions as they will be drawn
+    if entries:  # first: a legend outside the axes makes them narrower
+        _place_legend(ax, renderer, [h for h, _ in entries], [label for _, label in entries])
+    _fit_x_ticks(ax, renderer, logx=logx, bytes_x=bytes_x)
+
+
+def _tick_labels_overlap(ax: Axes, renderer: Any) -> bool:
+    ax.figure.draw_without_rendering()  # tick labels take their text and place at draw time
+    low, high = sorted(ax.get_xlim())
+    boxes = sorted((t.label1.get_window_extent(renderer) for t in ax.xaxis.get_major_ticks()
+                    if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high),
+                   key=lambda b: b.x0)
+    return any(a.x1 + 8 > b.x0 for a, b in zip(boxes, boxes[1:]))  # at least 8 px apart
+
+
+def _fit_x_ticks(ax: Axes, renderer: Any, *, logx: bool, bytes_x: bool) -> None:
+    if logx and ax.get_xscale() == "log":
+        low, high = sorted(ax.get_xlim())
+        if low <= 0 or high <= low:
+            return
+        e0, e1 = math.ceil(math.log2(low) - 1e-9), math.floor(math.log2(high) + 1e-9)
+        fmt = (lambda v, _pos: format_bytes(v) if v >= 1 else f"{v:g}") if bytes_x else             (lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+        ax.xaxis.set_major_formatter(FuncFormatter(fmt))
+        ax.xaxis.set_minor_locator(NullLocator())
+        for stride in (1, 2, 3, 4, 5, 10, 20):
+            exps = [e for e in range(e0, e1 + 1) if e % stride == 0] or [e0]
+            ax.xaxis.set_major_locator(FixedLocator([2.0**e for e in exps]))
+            if not _tick_labels_overlap(ax, renderer):
+                return
+        return
+    for nbins in (9, 7, 5, 4, 3, 2):
+        if not _tick_labels_overlap(ax, renderer):
+            return
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
+
+
+def _data_in_axes(ax: Axes) -> list[tuple[float, float]]:
+    """Every drawn data vertex (points, error bars, fit lines) in axes coordinates (0..1)."""
+    import numpy as np
+
+    to_axes = ax.transData + ax.transAxes.inverted()
+    found = []
+    for line in ax.lines:
+        if line.get_zorder() <= 1 and line.get_label() and not line.get_label().startswith("_"):
+            continue  # a reference line: may pass behind the legend
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        if xy.size:
+            found.append(xy)
+    for coll in ax.collections:
+        for seg in getattr(coll, "get_segments", lambda: [])():
+            seg = np.asarray(seg, dtype=float)
+            if seg.size:  # an error bar: its ends and a few points between them
+                t = np.linspace(0, 1, 6)[:, None]
+                found.append(seg[0] + t * (seg[-1] - seg[0]))
+    if not found:
+        return []
+    xy = np.concatenate(found)
+    with np.errstate(all="ignore"):
+        out = to_axes.transform(xy)
+    return [(float(x), float(y)) for x, y in out if np.isfinite(x) and np.isfinite(y)]
+
+
+def _place_legend(ax: Axes, renderer: Any, handles: list[Any], labels: list[str]) -> None:
+    data = _data_in_axes(ax)
+    to_axes = ax.transAxes.inverted()
+    for loc in _INSIDE:
+        legend = ax.legend(handles, labels, fontsize=8, loc=loc)
+        box = legend.get_window_extent(renderer).transformed(to_axes)
+        pad = 0.01
+        if not any(box.x0 - pad <= x <= box.x1 + pad and box.y0 - pad <= y <= box.y1 + pad for x, y in data):
+            return
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
 
 
 class LivePlot:
@@ -219,6 +446,7 @@ class LivePlot:
         self.points: list[Point] = []
         self.fits: dict[str, Growth | Affine] = {}
         self.fit_ranges: dict[str, tuple[float, float]] = {}
+        self.references: list[Reference] = []
         self.figure, self.ax = _new_figure(None)
         self.redraws = 0
         self._handle: Any = None
@@ -257,6 +485,28 @@ class LivePlot:
             else:
                 self.fit_ranges.pop(series, None)
             self.redraw()
+
+    def add_reference(self, label: str, *, y: float | None = None, x: float | None = None, diagonal: bool = False,
+                      through: Sequence[tuple[float, float]] = (), color: str = "0.35", linestyle: Any = ":") -> None:
+        """Draw a named reference line (in the plot's units) from now on: ``add_reference("timeout
+        50 ms", y=50)``; one with the same label replaces it. ``clear()`` keeps references."""
+        ref = Reference(label, y, x, diagonal, tuple(tuple(p) for p in through), color, linestyle)
+        with self._lock:
+            self.references = [r for r in self.references if r.label != label] + [ref]
+            self.redraw()
+
+    def remove_reference(self, label: str) -> None:
+        with self._lock:
+            self.references = [r for r in self.references if r.label != label]
+            self.redraw()
+
+    def replace_series(self, series: str, points: Sequence[Point]) -> None:
+        """Replace every point of ``series`` with ``points`` and redraw (throttled): for a sweep
+        measured in interleaved rounds, ``on_round=lambda ps: plot.replace_series(name, ps)``."""
+        with self._lock:
+            self.points[:] = [p for p in self.points if p.series != series] + list(points)
+            if time.monotonic() - self._last_draw >= self.min_interval_s:
+                self.redraw()
 
     def clear(self) -> None:
         """Forget points and fits (a new run), keep the display."""
@@ -302,7 +552,7 @@ class LivePlot:
     def _draw(self) -> None:
         plot_points(self.points, ax=self.ax, title=self.title, xlabel=self.xlabel, ylabel=self.ylabel,
                     logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale, fit_ranges=self.fit_ranges,
-                    ymin=self.ymin)
+                    ymin=self.ymin, references=self.references)
         self._last_draw = time.monotonic()
         self.redraws += 1
 
