@@ -28,6 +28,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -314,6 +315,10 @@ class LessonKernel:
         self.env = isolated_env(base)
         self.log_path = base / "kernel.log"
         self._ksm = KernelSpecManager(kernel_dirs=[str(_kernelspec(base))])
+        # On POSIX the kernel talks over Unix sockets (the ipc transport, as `make lab` and the
+        # hub setup start kernels): no TCP ports to race other programs for. Their paths must be
+        # short (about 100 bytes), so they live in a folder of their own under /tmp.
+        self._ipc_dir = pathlib.Path(tempfile.mkdtemp(prefix="slk-", dir="/tmp")) if os.name == "posix" else None
         self.km = self._new_manager(0)
         self.kc: Any = None
         self._log: Any = None
@@ -323,6 +328,9 @@ class LessonKernel:
     def _new_manager(self, attempt: int) -> Any:
         from jupyter_client.manager import AsyncKernelManager
 
+        if self._ipc_dir is not None:
+            return AsyncKernelManager(kernel_name="socketlessons-test", kernel_spec_manager=self._ksm,
+                                      transport="ipc", connection_file=str(self._ipc_dir / f"k{attempt}.json"))
         return AsyncKernelManager(
             kernel_name="socketlessons-test",
             kernel_spec_manager=self._ksm,
@@ -347,11 +355,14 @@ class LessonKernel:
     async def start(self) -> None:
         """Start the kernel and wait until it answers.
 
-        jupyter_client picks the kernel's five TCP ports by binding port 0 and closing it; the
-        kernel binds them a moment later. On a busy host another process can take one in
-        between (helper servers and client sockets use the same ephemeral range) and the kernel
-        dies with "Address already in use". JupyterLab's restarter then retries on new ports;
-        so do we, and count it in ``port_races``.
+        On POSIX the kernel uses Unix sockets and cannot race anyone for a port. On TCP
+        (Windows), jupyter_client picks the kernel's five ports by binding port 0 and closing
+        it; the kernel binds them a moment later, and on a busy host another process can take
+        one in between (helper servers and client sockets use the same ephemeral range): the
+        kernel dies with "Address already in use". JupyterLab's own restarter would retry the
+        SAME ports (jupyter_client caches them: ``cache_ports=True``), which is why `make lab`
+        and the hub setup use the ipc transport; here a new manager draws new ports, and the
+        retry is counted in ``port_races``.
         """
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in shutdown()
         for attempt in range(KERNEL_START_ATTEMPTS):
@@ -386,6 +397,8 @@ class LessonKernel:
             if self._log is not None:
                 self._log.close()
                 self._log = None
+            if self._ipc_dir is not None:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
     async def interrupt(self) -> None:
         """SIGINT to the kernel, as JupyterLab's ■ button sends."""

@@ -16,9 +16,11 @@ Then, for every lesson:
   and each helper server saw only its own learner's traffic);
 
 and at the end the test process is back to its descriptor and thread counts (nothing leaked per
-kernel). A kernel that dies binding its own ZMQ ports ("Address already in use": jupyter_client
-picks them by bind-and-close, a race on a busy host) is restarted on new ports, as JupyterLab's
-restarter does; such restarts are counted and printed, not failed.
+kernel). On POSIX the kernels use the ipc transport (Unix sockets), as `make lab` and the hub
+setup do, so no kernel can lose a port race; on Windows (TCP) a kernel that dies binding its
+ports ("Address already in use") is started again on new ports and the restarts are counted and
+printed, not failed. (JupyterLab's own restarter would retry the same ports: jupyter_client caches
+them, ``cache_ports=True``; the real-hub test in ``test_hub.py`` runs the real thing.)
 
 UDP datagrams are not traced (wrapping ``sendto``/``recvfrom`` would slow the lessons' measuring
 loops); the UDP lessons' own verdicts check that each echo came back to its sender.
