@@ -259,3 +259,16 @@ def test_lesson05_timeout_report_follows_the_timeout(timeout, late):
                     replace=("TIMEOUT_S = 0.3", f"TIMEOUT_S = {timeout}"))
     waited = float(out.split("recv gave up after ")[1].split(" s")[0])
     assert late in out and waited >= float(timeout), out
+
+
+@pytest.mark.parametrize(("leaked", "kept", "status", "phrase"), [
+    (20, 0, "confirmed", "without with: 20 of 20 sockets left open; with `with`: 0 of 20"),
+    (20, 2, "inconclusive", "2 more descriptor(s)"),
+    (0, 0, "inconclusive", "only 0 of 20 stayed open"),
+    (None, 0, "inconclusive", "does not let Python count"),
+])
+def test_with_verdict_follows_the_counts(leaked, kept, status, phrase):
+    from socketlessons.lessons.l05_best_practices import with_verdict
+
+    verdict = with_verdict(leaked, kept, 20)
+    assert verdict.status == status and phrase in str(verdict)

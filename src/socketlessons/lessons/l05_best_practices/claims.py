@@ -3,14 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
+import warnings
 
 from ...claims import Claim
 from ...measure import Status, sweep
-from .demos import GuiDemo, SlowEchoServer, clients_timing, concurrency_verdict, gui_verdict
+from ...resources import open_descriptors
+from ...servers import EchoServer
+from .demos import GuiDemo, SlowEchoServer, clients_timing, concurrency_verdict, gui_verdict, with_verdict
 
 #: As in the lesson's cells.
 GUI_DELAY_S = 0.3
 CLIENTS, SERVER_DELAY_S, REPEATS = [1, 2, 4, 8], 0.01, 2
+
+
+CALLS = 20
+
+
+def _with_closes_every_socket() -> Status:
+    """Section 1's two loops, once: 20 failing calls without and with ``with``."""
+    with EchoServer(mode="process") as echo:
+        def ask_badly(text: object) -> bytes:
+            sock = socket.create_connection(echo.address, timeout=2)
+            sock.sendall(text)  # type: ignore[arg-type]  # a str raises TypeError here...
+            reply = sock.recv(1024)
+            sock.close()  # ...so this line never runs
+            return reply
+
+        def ask_well(text: object) -> bytes:
+            with socket.create_connection(echo.address, timeout=2) as sock:
+                sock.sendall(text)  # type: ignore[arg-type]
+                return sock.recv(1024)
+
+        counts = []
+        for ask in (ask_badly, ask_well):
+            before, failures = open_descriptors(), []
+            for _ in range(CALLS):
+                try:
+                    ask("not bytes")
+                except TypeError as exc:
+                    failures.append(exc)
+            after = open_descriptors()
+            counts.append(None if before is None or after is None else after - before)
+            with warnings.catch_warnings():  # the unclosed sockets are freed here, not in a later test;
+                warnings.simplefilter("ignore", ResourceWarning)  # their warning is the lesson's, not ours
+                failures.clear()
+                gc.collect()
+        return with_verdict(counts[0], counts[1], CALLS).status
 
 
 def _blocking_freezes_the_kernel() -> Status:
@@ -40,6 +80,11 @@ def _gather_overlaps_the_waits() -> Status:
 
 
 CLAIMS = [
+    Claim(lesson="l05_best_practices", name="with closes every socket; without it an error keeps it open",
+          truth="confirmed",
+          why="a saved exception keeps its traceback, whose frame holds the socket; a with block closes it as "
+              "the exception leaves the block",
+          run=_with_closes_every_socket),
     Claim(lesson="l05_best_practices", name="a blocking GUI callback freezes the kernel; offloading does not",
           truth="confirmed",
           why="the blocking callback returns only after the server's 0.3 s delay, while starting a thread or a "

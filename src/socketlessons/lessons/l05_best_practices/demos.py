@@ -54,6 +54,7 @@ __all__ = [
     "recording_resource_warnings",
     "resource_warnings_visible",
     "watch",
+    "with_verdict",
 ]
 
 #: How long a serial server's waiting connection thread sleeps between checks for its turn or
@@ -382,6 +383,27 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.text
+
+
+def with_verdict(leaked: int | None, kept: int | None, calls: int) -> Verdict:
+    """Section 1's verdict: descriptors left open by ``calls`` failed calls, without and with ``with``.
+
+    Counts, not times: a socket the error keeps alive holds its descriptor until the error is
+    freed, so the count is exact (other descriptors opened in this process meanwhile add to it).
+    """
+    if leaked is None or kept is None:
+        return Verdict("inconclusive", "inconclusive: this system does not let Python count its open descriptors")
+    head = f"without with: {leaked} of {calls} sockets left open; with `with`: {kept} of {calls}"
+    if kept == 0 and leaked >= calls:
+        return Verdict("confirmed", f"{head}\n→ confirmed: each saved error kept its socket open; `with` closed "
+                       "every socket, also when sendall raised")
+    if kept > 0:
+        return Verdict("inconclusive", f"{head}\n→ inconclusive: {kept} more descriptor(s) were open after the "
+                       "`with` calls; descriptors that something else in this process opened meanwhile (a "
+                       "running panel or server) count too: run the two cells again")
+    return Verdict("inconclusive", f"{head}\n→ inconclusive: without `with`, only {leaked} of {calls} stayed open: "
+                   "the saved errors (and their sockets) were freed before counting; run the cells in order, "
+                   "from the one that fills `failures`")
 
 
 #: The blocking fetch must keep the kernel busy at least this long for the trap to show.
