@@ -147,12 +147,13 @@ VERSION_NOTES: tuple[VersionNote, ...] = (
 
 
 def version_table() -> list[tuple[str, str, str, str]]:
-    """Rows ``(feature, added in, what, here?)``: each note checked against *this* interpreter."""
+    """Rows ``(feature, added in, what, here?)``: each note checked against *this* interpreter;
+    ``what`` starts with "IPv6:" for the seed's "IPv6 improvements"."""
     rows = []
     for note in VERSION_NOTES:
         ok = note.available()
         here = "yes" if ok else ("no" if ok is False else "?")
-        rows.append((note.feature, note.version, note.what, here))
+        rows.append((note.feature, note.version, f"IPv6: {note.what}" if note.ipv6 else note.what, here))
     return rows
 
 

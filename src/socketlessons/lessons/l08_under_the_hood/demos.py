@@ -292,29 +292,31 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
         return Verdict("inconclusive", f"only {len({p[0] for p in pts})} buffer size(s) measured: a curve needs at "
                                        "least 3 (add sizes to bufsize_sizes)")
     note = " Linux granted twice each size asked (room for its bookkeeping)." if doubled else ""
-    # A stall hits some transfers and not others: a size "stalls" when its upper quartile
-    # (the slower repeats) reaches CLIFF times the fastest lower quartile of the sweep (the
-    # cost of a transfer that did not stall).
-    fastest = min(p[2] for p in pts)
-    stalled = [p for p in pts if p[3] >= CLIFF * fastest]
-    fast = [p for p in pts if p[3] < CLIFF * fastest]
-    if stalled and not fast:
-        return Verdict("inconclusive", (f"every size took ≥ ×{CLIFF:g} its fastest repeat in some repeats: the whole "
-                                        f"sweep was disturbed ({_load_text()}); measure again when the machine "
-                                        f"is quieter.{note}"))
+    # Stalled and unstalled transfers differ by ×100 and more; load noise moves a median a few
+    # times. So split the sizes where consecutive medians (sorted by time) jump the most, and
+    # call the upper group "stalled" only when that jump is at least CLIFF.
+    by_time = sorted(pts, key=lambda p: p[1])
+    jump, cut = max(((b[1] / a[1] if a[1] > 0 else math.inf), i + 1) for i, (a, b) in
+                    enumerate(zip(by_time, by_time[1:])))
+    stalled = sorted(by_time[cut:]) if jump >= CLIFF else []
+    fast = sorted(by_time[:cut]) if jump >= CLIFF else pts
     if stalled:
         if max(p[0] for p in stalled) < min(p[0] for p in fast):
             top, bottom = max(stalled), min(fast)
             above = [p[1] for p in fast]
             return Verdict("refined", (
-                f"a cliff, not a slope: up to SO_SNDBUF {_kib(top[0])} transfers stalled (the slower repeats took "
-                f"up to {max(p[3] for p in stalled):,.1f} ms per MiB); from {_kib(bottom[0])} up none did: "
-                f"{min(above):,.2f}–{max(above):,.2f} ms per MiB (medians). Below the cliff the sender waits on a "
-                f"timer; above it, more buffer changed little here.{note}"))
+                f"a cliff, not a slope: up to SO_SNDBUF {_kib(top[0])} transfers stalled "
+                f"({min(p[1] for p in stalled):,.1f}–{max(p[1] for p in stalled):,.1f} ms per MiB, medians; "
+                f"×{top[1] / bottom[1]:,.0f} the {_kib(bottom[0])} median); from {_kib(bottom[0])} up: "
+                f"{min(above):,.2f}–{max(above):,.2f} ms per MiB "
+                f"(medians). Below the cliff the sender waits (copying cannot cost ×{CLIFF:g} more); above it, "
+                + (f"more buffer changed little here (within ×{EFFECT:g})" if max(above) < EFFECT * min(above) else
+                   f"the time per MiB still varied ×{max(above) / min(above):.1f} between those sizes")
+                + f".{note}"))
         where = ", ".join(_kib(p[0]) for p in stalled)
         ok = ", ".join(_kib(p[0]) for p in fast)
         return Verdict("inconclusive", (
-            f"stalls (≥ ×{CLIFF:g} the fastest transfer) at {where}, but not at {ok}: they do not follow the "
+            f"stalls (medians ≥ ×{CLIFF:g} the others) at {where}, but not at {ok}: they do not follow the "
             "buffer size, so no threshold can be named. More repeats per size would show whether a fast "
             f"point was luck ({_load_text()}).{note}"))
     small, large = pts[0], pts[-1]
