@@ -232,9 +232,21 @@ def _lesson_functions():
 def test_the_lessons_restart_needs_reuseaddr_on_both_runs():
     run_and_stop, restart = _lesson_functions()
     assert restart(run_and_stop(reuse=False), reuse=False).startswith("bind() failed")
-    assert restart(run_and_stop(reuse=True), reuse=True).startswith("listening")
+    assert restart(run_and_stop(reuse=True), reuse=True).startswith("bound")
     if sys.platform.startswith("linux"):  # the TIME_WAIT connection keeps the old run's option
         assert restart(run_and_stop(reuse=False), reuse=True).startswith("bind() failed")
+
+
+@posix_only
+@pytest.mark.usefixtures("no_leaks")
+def test_the_restart_cell_shows_the_effect_of_editing_the_reuseaddr_line(capsys):
+    run_and_stop, _ = _lesson_functions()
+    cell = cell_with(code_cells("02_server.ipynb"), "restarted.setsockopt(")
+    exec(cell, {"socket": socket, "run_and_stop": run_and_stop})
+    assert "restarted server: listening on port" in capsys.readouterr().out
+    edited = "\n".join(("# " + line) if "setsockopt" in line else line for line in cell.splitlines())
+    exec(edited, {"socket": socket, "run_and_stop": run_and_stop})  # the learner's edit: the line commented out
+    assert "Address already in use" in capsys.readouterr().out
 
 
 @linux_only

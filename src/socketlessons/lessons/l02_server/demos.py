@@ -221,7 +221,8 @@ def listen_verdict(points: Sequence[Point], load: Load | None = None) -> Verdict
     skipped = points[0].extra.get("skipped")
     if skipped:
         text += (f" Not measured: {', '.join(map(str, skipped))} listeners; this process may open only "
-                 f"{points[0].extra.get('limit')} descriptors (ulimit -n).")
+                 f"{points[0].extra.get('limit')} descriptors (the numbers the operating system gives each open "
+                 "socket or file; raise the limit with ulimit -n 4096 before starting Jupyter).")
     return dataclasses.replace(verdict, text=text)
 
 
