@@ -440,3 +440,15 @@ def test_lesson_panel_base_stop_busy_and_status():
     panel.MAX_RUN_S = 0.2
     assert panel.run(timeout=5)
     assert "took longer than 0.2 s" in panel.status.value
+
+
+def test_an_interleaved_panel_run_redraws_per_round_and_fits_the_chosen_estimator():
+    calls = []
+    panel = SweepPanel(fake_measure(calls), sweep="payload", payload=16, estimator="min",
+                       sweep_options={"interleave": True, "rounds": 2})
+    assert panel.run(timeout=30), panel.status_text
+    assert [s.x for s in calls] == [1, 2, 4, 8, 16, 16, 8, 4, 2, 1]  # forward, then back
+    assert sorted(p.x for p in panel.plot.points) == [1, 2, 4, 8, 16]  # one point per size, no copies
+    assert panel.progress.value == 2 and panel.growth.label == "linear"
+    with pytest.raises(ValueError, match="estimator"):
+        SweepPanel(fake_measure(), estimator="mean")

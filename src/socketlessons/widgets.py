@@ -442,6 +442,7 @@ class SweepPanel(widgets.VBox):
         self._timers: list[threading.Timer] = []
         self._stop_reason = ""
         self._run_id = 0
+        self._rounds_seen = 0
         self.button.on_click(lambda _b: self.start_run())
         self.stop_button.on_click(lambda _b: self.stop())
 
@@ -607,9 +608,25 @@ class SweepPanel(widgets.VBox):
         run_id = self._run_id
         try:
             time.sleep(SETTLE_S)  # let the kernel's IOPub thread send the status updates first
+            options = dict(self.sweep_options)
+            on_point: Callable[[Point], object] | None = self._on_point
+            if options.get("interleave"):
+                # Rounds over all sizes: the plot redraws the whole series after each round, and
+                # the progress bar counts rounds (at most max_rounds, default 2 × rounds).
+                on_point = None
+                self._rounds_seen = 0
+                self.progress.max = options.get("max_rounds") or 2 * options.get("rounds", 3)
+                user_on_round = options.pop("on_round", None)
+
+                def on_round(pts: list[Point]) -> None:
+                    self._on_round(label, pts)
+                    if user_on_round is not None:
+                        user_on_round(pts)
+
+                options["on_round"] = on_round
             points = sweep(lambda x: self.measure(self._settings_for(x, fixed)), xs, series=label,
-                           repeats=self.repeats, budget_s=self.budget_s, on_point=self._on_point, stop=self._stop,
-                           **self.sweep_options)
+                           repeats=self.repeats, budget_s=self.budget_s, on_point=on_point, stop=self._stop,
+                           **options)
             if run_id != self._run_id:
                 return  # given up on as blocked: the panel has moved on
             if not points:  # stopped before the first point: the plot keeps the last run
@@ -652,6 +669,14 @@ class SweepPanel(widgets.VBox):
         self.plot.add(point)
         # The widget updates just sent are serialised by the kernel's IOPub thread, which needs
         # the GIL: give it a moment, so it does not run during the next point's timed batches.
+        time.sleep(SETTLE_S)
+
+    def _on_round(self, label: str, points: list[Point]) -> None:
+        if self._rounds_seen == 0:
+            self._forget_series(label)
+        self._rounds_seen += 1
+        self.progress.value = min(self.progress.max, self._rounds_seen)
+        self.plot.replace_series(label, points)
         time.sleep(SETTLE_S)
 
     def _conclude(self, points: list[Point], label: str, note: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..measure import Affine, Growth, Point
-from ..plots import plot_points, to_png
+from ..plots import Reference, plot_points, to_png
 
 __all__ = ["Shown", "from_zero"]
 
@@ -28,11 +28,14 @@ class Shown:
 
 
 def from_zero(points: Sequence[Point], *, title: str, xlabel: str, ylabel: str,
-              fits: dict[str, Growth | Affine] | None = None, logx: bool = True, scale: float = 1e-3) -> Shown:
-    """Plot ``points`` (median, IQR bars, one style per series, ``fits`` drawn over their series)
-    on a linear time axis from 0 (``scale`` converts ns to its unit, default µs)."""
+              fits: dict[str, Growth | Affine] | None = None, logx: bool = True, scale: float = 1e-3,
+              references: Sequence[Reference] = (),
+              fit_ranges: dict[str, tuple[float, float]] | None = None) -> Shown:
+    """Plot ``points`` (median, IQR bars, one style per series by name, ``fits`` drawn over their
+    series or over ``fit_ranges[series]``) on a linear time axis from 0 (``scale`` converts ns to
+    its unit, default µs), with named ``references`` (``plots.Reference``) if the text names one."""
     if not points:
         raise ValueError("no points to plot: run the sweep first")
     figure = plot_points(points, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=False,
-                         fits=fits, scale=scale, ymin=0)
+                         fits=fits, scale=scale, ymin=0, references=references, fit_ranges=fit_ranges)
     return Shown(figure)
