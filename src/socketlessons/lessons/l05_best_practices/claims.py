@@ -15,7 +15,7 @@ from .demos import GuiDemo, SlowEchoServer, clients_timing, concurrency_verdict,
 
 #: As in the lesson's cells.
 GUI_DELAY_S = 0.3
-CLIENTS, SERVER_DELAY_S, REPEATS = [1, 2, 4, 8], 0.01, 2
+CLIENTS, SERVER_DELAY_S, REPEATS = [1, 2, 4, 8], 0.01, 3
 
 
 CALLS = 20
