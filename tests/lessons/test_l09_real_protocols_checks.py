@@ -1,0 +1,453 @@
+"""Lesson 09 checkers, mutation-tested: the reference passes; one mutant per class of beginner
+mistake fails with the hint about ITS bug; correct alternatives written differently pass."""
+
+from __future__ import annotations
+
+import http
+import socket
+import ssl
+import warnings
+
+import pytest
+
+from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT, LEAK_HINT
+from socketlessons.lessons.l09_real_protocols import checks as C
+from socketlessons.lessons.l09_real_protocols.checks import check_read_requests, check_send_response, check_tls_echo
+from socketlessons.lessons.l09_real_protocols.solutions import read_requests, send_response, tls_echo
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+MAX_HEAD = 8192
+
+
+def _parse(head: bytes, sep: str = "\r\n", lower: bool = True, strip: bool = True, strip_chars=None):
+    request_line, *lines = head.decode("latin-1").split(sep)
+    method, target, _ = request_line.split(" ", 2)
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        name = name.strip().lower() if lower else name.strip()
+        headers[name] = value.strip(strip_chars) if strip else value
+    return method, target, headers
+
+
+def _reader(*, recv_size=4096, sep="\r\n", strip_chars=None, lower=True, strip_values=True, strip_body=False, bound=True,
+            use_length=True, length_name="content-length", keep_rest=True, body_one_recv=False,
+            raise_on_cut=True, count=None, state=None, check_eof=True):
+    """The reference, with one thing changed: each mutant below is one keyword."""
+    def read(sock):
+        requests = state if state is not None else []
+        buffer = b""
+        n = 0
+        while count is None or n < count:
+            while b"\r\n\r\n" not in buffer:
+                if bound and len(buffer) > MAX_HEAD:
+                    raise ValueError("head too long")
+                chunk = sock.recv(recv_size)
+                if not chunk and check_eof:
+                    if buffer and raise_on_cut:
+                        raise EOFError("cut")
+                    return requests
+                buffer += chunk
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            method, target, headers = _parse(head, sep, lower, strip_values, strip_chars)
+            if lower is None:  # names kept as sent; the length found case-insensitively
+                length = int({k.lower(): v for k, v in headers.items()}.get("content-length", "0"))
+            else:
+                length = int(headers.get(length_name, "0")) if use_length else 0
+            if body_one_recv and len(buffer) < length:
+                buffer += sock.recv(length - len(buffer))
+            while not body_one_recv and len(buffer) < length:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    if raise_on_cut:
+                        raise EOFError("cut")
+                    break
+                buffer += chunk
+            body, buffer = buffer[:length], (buffer[length:] if keep_rest else b"")
+            requests.append((method, target, headers, body.strip() if strip_body else body))
+            n += 1
+        return requests
+    return read
+
+
+def single_recv(sock):
+    data = sock.recv(65536)
+    out = []
+    while data:
+        head, _, data = data.partition(b"\r\n\r\n")
+        method, target, headers = _parse(head)
+        n = int(headers.get("content-length", "0"))
+        out.append((method, target, headers, data[:n]))
+        data = data[n:]
+    return out
+
+
+class _Spinning:
+    """A socket whose recv polls a non-blocking socket in a loop: a busy wait."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        sock.setblocking(False)
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.sock.recv(n)
+            except BlockingIOError:
+                continue
+
+
+def spins(sock):
+    return read_requests(_Spinning(sock))
+
+
+def sets_default_timeout(sock):
+    socket.setdefaulttimeout(5)
+    return read_requests(sock)
+
+
+_GLOBAL: list = []
+
+READ_MUTANTS = {
+    "single recv for everything": (single_recv, C.CARRY_HINT),
+    "bytes after a body dropped": (_reader(keep_rest=False), C.GLUED_HINT),
+    "loop bounded by a count": (_reader(count=2), C.COUNT_HINT),
+    "Content-Length ignored": (_reader(use_length=False), C.BODY_HINT),
+    "Content-Length looked up case-sensitively": (_reader(lower=False, length_name="Content-Length"), C.CASE_HINT),
+    "body read with one recv": (_reader(body_one_recv=True), C.BODY_PIECES_HINT),
+    "body stripped": (_reader(strip_body=True), C.BYTES_HINT),
+    "head split on \\n (\\r kept)": (_reader(sep="\n", strip_chars=" "), C.CRLF_HINT),
+    "names not lowercased": (_reader(lower=None), C.LOWER_HINT),
+    "values not stripped": (_reader(strip_values=False), C.VALUE_HINT),
+    "module-level list": (_reader(state=_GLOBAL), C.STATE_HINT),
+    "cut-off request returned as whole": (_reader(raise_on_cut=False), C.CUT_HINT),
+    "no bound on the head": (_reader(bound=False), C.HEAD_LIMIT_HINT),
+    "b'' never checked (end of stream missed)": (_reader(check_eof=False), C.EOF_HINT),
+    "busy loop on a non-blocking socket": (spins, BUSY_HINT),
+    "socket.setdefaulttimeout": (sets_default_timeout, GLOBAL_TIMEOUT_HINT),
+}
+
+
+def _carry_lost(sock):
+    """Looks for the blank line in each recv alone: a head cut between two recvs is never found."""
+    out, buffer = [], b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            if buffer:
+                raise EOFError("cut")
+            return out
+        if b"\r\n\r\n" not in chunk and not buffer.endswith(b"\r\n\r\n"):
+            if len(buffer) > MAX_HEAD:
+                raise ValueError("too long")
+            buffer = chunk  # forgets what came before
+            continue
+        buffer += chunk
+        while b"\r\n\r\n" in buffer:
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            method, target, headers = _parse(head)
+            n = int(headers.get("content-length", "0"))
+            while len(rest) < n:
+                more = sock.recv(4096)
+                if not more:
+                    raise EOFError("cut")
+                rest += more
+            out.append((method, target, headers, rest[:n]))
+            buffer = rest[n:]
+
+
+READ_MUTANTS["head searched in each recv alone (carry lost)"] = (_carry_lost, C.CARRY_HINT)
+
+
+@pytest.mark.parametrize("name", list(READ_MUTANTS))
+def test_read_requests_mutants_fail_with_their_own_hint(name, record_mutation):
+    fn, hint = READ_MUTANTS[name]
+    _GLOBAL.clear()
+    result = check_read_requests(fn)
+    record_mutation("read_requests", "mutant", name, not result.passed and result.hint == hint)
+    assert not result.passed, name
+    assert result.hint == hint, f"{name}: {result}"
+
+
+def with_makefile(sock):
+    out = []
+    f = sock.makefile("rb")
+    try:
+        while True:
+            line = f.readline(MAX_HEAD + 1)
+            if not line:
+                return out
+            size, lines = len(line), [line]
+            while lines[-1] not in (b"\r\n", b""):
+                lines.append(f.readline(MAX_HEAD + 1))
+                size += len(lines[-1])
+                if size > MAX_HEAD:
+                    raise ValueError("head too long")
+            if lines[-1] == b"":
+                raise EOFError("cut inside a head")
+            method, target, headers = _parse(b"".join(lines)[:-4])
+            n = int(headers.get("content-length", "0"))
+            body = f.read(n)
+            if len(body) < n:
+                raise EOFError("cut inside a body")
+            out.append((method, target, headers, body))
+    finally:
+        f.close()
+
+
+def with_recv_into(sock):
+    out, buf = [], bytearray()
+    scratch = bytearray(1024)
+    eof = False
+
+    def more():
+        nonlocal eof
+        n = sock.recv_into(scratch)
+        eof = n == 0
+        buf.extend(scratch[:n])
+        return n
+
+    while True:
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            if len(buf) > MAX_HEAD:
+                raise ValueError("head too long")
+            if not more():
+                if buf:
+                    raise EOFError("cut inside a head")
+                return out
+        method, target, headers = _parse(bytes(buf[:end]))
+        del buf[: end + 4]
+        n = int(headers.get("content-length", "0"))
+        while len(buf) < n:
+            if not more():
+                raise EOFError("cut inside a body")
+        out.append((method, target, headers, bytes(buf[:n])))
+        del buf[:n]
+
+
+READ_ALTERNATIVES = {"reference": read_requests, "makefile + readline": with_makefile,
+                     "recv_into 1024 + bytearray": with_recv_into, "recv(65536)": _reader(recv_size=65536)}
+
+
+@pytest.mark.parametrize("name", list(READ_ALTERNATIVES))
+def test_read_requests_alternatives_pass(name, record_mutation):
+    result = check_read_requests(READ_ALTERNATIVES[name])
+    record_mutation("read_requests", "alternative", name, result.passed)
+    assert result.passed, f"{name}: {result}"
+
+
+# ---- send_response -----------------------------------------------------------------------------
+
+def _responder(*, eol="\r\n", length=True, char_length=False, use_send=False, strip=False, close=False,
+               status_line=None, blank=True, ctype=True):
+    def send(conn, status, body, content_type="text/plain; charset=utf-8"):
+        reason = http.HTTPStatus(status).phrase
+        first = status_line(status, reason) if status_line else f"HTTP/1.1 {status} {reason}"
+        lines = [first]
+        if ctype:
+            lines.append(f"Content-Type: {content_type}")
+        if length:
+            n = len(body.decode("utf-8", "replace")) if char_length else len(body)
+            lines.append(f"Content-Length: {n}")
+        head = eol.join(lines) + eol + (eol if blank else "")
+        data = head.encode("latin-1") + (body.strip() if strip else body)
+        if use_send:
+            conn.send(data)
+        else:
+            conn.sendall(data)
+        if close:
+            conn.close()
+    return send
+
+
+def closes_only_on_success_path(conn, status, body, content_type="text/plain; charset=utf-8"):
+    extra = socket.socket()  # opened "to check something" and never closed
+    send_response(conn, status, body, content_type)
+    del extra
+
+
+SEND_MUTANTS = {
+    "\\n instead of \\r\\n": (_responder(eol="\n"), C.CRLF_RESPONSE_HINT),
+    "no Content-Length": (_responder(length=False), C.LENGTH_HINT),
+    "Content-Length in characters": (_responder(char_length=True), C.ENCODE_LENGTH_HINT.format(n=len(C._NAIVE))),
+    "send() instead of sendall()": (_responder(use_send=True), C.SENDALL_HINT),
+    "body stripped": (_responder(strip=True), C.BODY_RESPONSE_HINT),
+    "closes the connection": (_responder(close=True), C.CLOSE_RESPONSE_HINT),
+    "status line without the version": (_responder(status_line=lambda s, r: f"{s} {r}"), C.STATUS_HINT),
+    "no empty line after the headers": (_responder(blank=False), C.CRLF_RESPONSE_HINT),
+    "no Content-Type": (_responder(ctype=False), C.TYPE_HINT),
+    "a socket left open": (closes_only_on_success_path, LEAK_HINT),
+}
+
+
+@pytest.mark.parametrize("name", list(SEND_MUTANTS))
+def test_send_response_mutants_fail_with_their_own_hint(name, record_mutation):
+    fn, hint = SEND_MUTANTS[name]
+    result = check_send_response(fn)
+    record_mutation("send_response", "mutant", name, not result.passed and result.hint == hint)
+    assert not result.passed, name
+    assert result.hint == hint, f"{name}: {result}"
+
+
+def two_sendalls(conn, status, body, content_type="text/plain; charset=utf-8"):
+    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}", "", ""]
+    conn.sendall("\r\n".join(lines).encode("ascii"))
+    conn.sendall(body)
+
+
+def with_makefile_writer(conn, status, body, content_type="text/plain; charset=utf-8"):
+    with conn.makefile("wb") as f:
+        f.write(b"HTTP/1.1 %d %s\r\n" % (status, http.HTTPStatus(status).phrase.encode()))
+        f.write(b"Content-Length: %d\r\nContent-Type: %s\r\nConnection: keep-alive\r\n\r\n"
+                % (len(body), content_type.encode()))
+        f.write(body)
+
+
+SEND_ALTERNATIVES = {"reference": send_response, "headers and body in two sendalls": two_sendalls,
+                     "makefile('wb')": with_makefile_writer}
+
+
+@pytest.mark.parametrize("name", list(SEND_ALTERNATIVES))
+def test_send_response_alternatives_pass(name, record_mutation):
+    result = check_send_response(SEND_ALTERNATIVES[name])
+    record_mutation("send_response", "alternative", name, result.passed)
+    assert result.passed, f"{name}: {result}"
+
+
+# ---- tls_echo -------------------------------------------------------------------------------------
+
+def _tls(*, context="default", hostname=True, check_hostname=True, timeout=1.0, one_recv=False,
+         until_eof=False, leak=False):
+    def fn(address, hostname_, ca_pem, message):
+        if context == "default":
+            ctx = ssl.create_default_context(cadata=ca_pem)
+        elif context == "unverified":
+            ctx = ssl._create_unverified_context()
+        else:  # the look-alike protocol constant: verifies nothing by default
+            with warnings.catch_warnings():  # deprecated: a notebook shows the warning and goes on
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS)
+            ctx.load_verify_locations(cadata=ca_pem)
+        if not check_hostname:
+            ctx.check_hostname = False
+        raw = socket.create_connection(address, timeout=timeout)
+        try:
+            tls = ctx.wrap_socket(raw, server_hostname=hostname_ if hostname else None)
+        except BaseException:
+            raw.close()
+            raise
+        if leak:  # returns the echo without ever closing the TLS socket
+            tls.sendall(message)
+            echo = b""
+            while len(echo) < len(message):
+                echo += tls.recv(65536)
+            return echo
+        with tls:
+            tls.sendall(message)
+            if one_recv:
+                return tls.recv(1 << 20)
+            echo = b""
+            while until_eof or len(echo) < len(message):
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                echo += chunk
+            return echo
+    return fn
+
+
+TLS_MUTANTS = {
+    "check_hostname turned off": (_tls(check_hostname=False), C.HOSTNAME_HINT),
+    "unverified context": (_tls(context="unverified"), C.VERIFY_HINT),
+    "SSLContext(PROTOCOL_TLS), the look-alike": (_tls(context="tls"), C.VERIFY_HINT),
+    "no server_hostname": (_tls(hostname=False), C.SNI_HINT),
+    "one recv": (_tls(one_recv=True), C.RECORDS_HINT),
+    "reads until the end of the stream": (_tls(until_eof=True), C.EXACT_HINT),
+    "no timeout": (_tls(timeout=None), C.TLS_TIMEOUT_HINT),
+    "TLS socket never closed": (_tls(leak=True), LEAK_HINT),
+}
+
+
+@pytest.mark.parametrize("name", list(TLS_MUTANTS))
+def test_tls_echo_mutants_fail_with_their_own_hint(name, record_mutation):
+    fn, hint = TLS_MUTANTS[name]
+    result = check_tls_echo(fn)
+    record_mutation("tls_echo", "mutant", name, not result.passed and result.hint == hint)
+    assert not result.passed, name
+    assert result.hint == hint, f"{name}: {result}"
+
+
+def tls_client_protocol(address, hostname, ca_pem, message):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies and checks names by default
+    ctx.load_verify_locations(cadata=ca_pem)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    with ctx.wrap_socket(sock, server_hostname=hostname) as tls:  # wraps before connect
+        tls.connect(address)
+        tls.sendall(message)
+        chunks, got = [], 0
+        while got < len(message):
+            chunk = tls.recv(4096)
+            if not chunk:
+                raise EOFError("closed early")
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+
+def tls_makefile(address, hostname, ca_pem, message):
+    ctx = ssl.create_default_context(cadata=ca_pem)
+    with socket.create_connection(address, timeout=1) as raw, ctx.wrap_socket(raw, server_hostname=hostname) as tls:
+        tls.sendall(message)
+        with tls.makefile("rb") as f:
+            return f.read(len(message))
+
+
+TLS_ALTERNATIVES = {"reference": tls_echo, "PROTOCOL_TLS_CLIENT, wrap before connect": tls_client_protocol,
+                    "makefile read": tls_makefile}
+
+
+@pytest.mark.parametrize("name", list(TLS_ALTERNATIVES))
+def test_tls_echo_alternatives_pass(name, record_mutation):
+    result = check_tls_echo(TLS_ALTERNATIVES[name])
+    record_mutation("tls_echo", "alternative", name, result.passed)
+    assert result.passed, f"{name}: {result}"
+
+
+def test_stubs_get_the_stub_message():
+    def read_requests(sock):
+        ...
+
+    def send_response(conn, status, body, content_type="text/plain"):
+        ...
+
+    def tls_echo(address, hostname, ca_pem, message):
+        ...
+
+    for check, fn in ((check_read_requests, read_requests), (check_send_response, send_response),
+                      (check_tls_echo, tls_echo)):
+        result = check(fn)
+        assert not result.passed and "`...` body" in result.message
+
+
+# ---- the same verdict every time ------------------------------------------------------------------
+
+TIMING_SENSITIVE = [
+    (check_read_requests, read_requests, None),
+    (check_read_requests, READ_MUTANTS["head searched in each recv alone (carry lost)"][0], C.CARRY_HINT),
+    (check_read_requests, READ_MUTANTS["body read with one recv"][0], C.BODY_PIECES_HINT),
+    (check_send_response, send_response, None),
+    (check_send_response, SEND_MUTANTS["send() instead of sendall()"][0], C.SENDALL_HINT),
+    (check_tls_echo, tls_echo, None),
+    (check_tls_echo, TLS_MUTANTS["one recv"][0], C.RECORDS_HINT),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_each_checker_gives_the_same_verdict_20_times():
+    for check, fn, hint in TIMING_SENSITIVE:
+        outcomes = {(r.passed, r.hint) for r in (check(fn) for _ in range(20))}
+        assert outcomes == {(hint is None, "" if hint is None else hint)}, (check.__name__, fn, outcomes)
