@@ -8,12 +8,12 @@ same function meets the same network every run. The peer records every datagram 
 so the checker knows how many times each ping was sent and what came back for it:
 
 1. every ping answered at once (timeout 0.5 s): every round trip must be reported;
-2. planned loss, late replies and stray copies (timeout 50 ms, 2 retries): a ping whose every
+2. planned loss, late replies and stray copies (timeout 40 ms, 2 retries): a ping whose every
    attempt was dropped must be tried exactly 1 + retries times and reported lost; a ping
    reported answered must have had a reply of its own; the round trip of a ping answered on a
    retry is timed from that retry (from the first send it is at least one timeout long); a late
    reply to the first attempt, arriving while the second waits, is the first attempt's answer;
-3. a stream of stray replies every 20 ms while a ping waits (timeout 150 ms): a timeout set
+3. a stream of stray replies every 20 ms while a ping waits (timeout 120 ms): a timeout set
    with ``settimeout()`` starts again at each ``recvfrom()``, so a pinger without a deadline
    never gives up while strays keep coming.
 
@@ -76,7 +76,9 @@ LOSSY_PLAN: dict[int, tuple[str, ...]] = {
 }
 STRAY_PLAN: dict[int, tuple[str, ...]] = {0: (ECHO,), 1: (STRAYS, ECHO)}
 STRAY_GAP_S = 0.02
-STRAY_COUNT = 40  # 0.8 s of strays, five times the 150 ms timeout of that phase
+STRAY_COUNT = 40  # 0.8 s of strays, over six times the 120 ms timeout of that phase
+STRAY_TIMEOUT_S = 0.12
+LOSSY_TIMEOUT_S = 0.04
 
 
 @dataclasses.dataclass
@@ -178,7 +180,7 @@ class _PingPeer:
                     attempt = counts.get(seq, 0) if seq is not None else 0
                     if seq is not None:
                         counts[seq] = attempt + 1
-                    plan = self.plan.get(seq, ()) if seq is not None else (DROP,)
+                    plan = self.plan.get(seq, ()) if seq is not None else (ECHO,)  # echoed: judged after the run
                     action = plan[attempt] if attempt < len(plan) else ECHO
                     if self._rescue:
                         action = ECHO
@@ -293,7 +295,7 @@ def check_ping(ping: Callable[..., Any]) -> str:
     expect(len(resent) < 3, f"{label}: every reply came at once, yet you sent pings {resent} more than once",
            RESEND_HINT)
 
-    label, timeout = "planned loss, late replies and duplicates", 0.05
+    label, timeout = "planned loss, late replies and duplicates", LOSSY_TIMEOUT_S
     rtts, peer, _ = _run(ping, LOSSY_PLAN, len(LOSSY_PLAN), timeout, 2, label, wake_after_s=1.0)
     _judge_lost(label, rtts, peer, 2)
     for seq, actions in LOSSY_PLAN.items():
@@ -314,11 +316,11 @@ def check_ping(ping: Callable[..., Any]) -> str:
            f"({', '.join(f'{rtts[s] * 1000:.0f}' for s in slow)} ms)", FIRST_SEND_HINT)
 
     label = "a stream of stray replies every 20 ms while ping 1 waits"
-    rtts, peer, _ = _run(ping, STRAY_PLAN, 2, 0.15, 1, label, wake_after_s=1.5)
+    rtts, peer, _ = _run(ping, STRAY_PLAN, 2, STRAY_TIMEOUT_S, 1, label, wake_after_s=1.5)
     _judge_lost(label, rtts, peer, 1)
     expect(not (peer.strays_ran_out and len(peer.attempts(1)) > 1),
            f"{label}: your pinger tried ping 1 again only after all {STRAY_COUNT} strays "
-           f"({STRAY_COUNT * STRAY_GAP_S:.1f} s of them), not after its 0.15 s timeout", RESTART_HINT)
+           f"({STRAY_COUNT * STRAY_GAP_S:.1f} s of them), not after its {STRAY_TIMEOUT_S:g} s timeout", RESTART_HINT)
     return ("timeouts, retries and sequence numbers all work: lost pings were tried 1 + retries times, "
             "duplicates, late and stray replies were told apart, and each round trip was timed from the send "
             "it answered")

@@ -426,7 +426,7 @@ class PingPanel(LessonPanel):
         self.status = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(f"UDP ping, {timeout * 1000:.0f} ms timeout: round trip, or time waited if lost",
-                             "ping number", "milliseconds", output=self.output, scale=1e-6, min_interval_s=0.2,
+                             "ping number", "milliseconds", output=self.output, scale=1e-6, min_interval_s=1.0,
                              ymin=0)
         self.box = widgets.VBox([self.loss, self.retries, self.button, self.status, self.output])
         self.rtts: list[float | None] = []
