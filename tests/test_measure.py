@@ -544,3 +544,14 @@ def test_a_verdict_never_states_a_number_it_was_not_given(xs, data, expected, lo
     allowed = _spellings(given_numbers)
     for number in _NUMBER.findall(v.text):
         assert number in allowed, (number, v.text)
+
+
+def test_a_steep_noisy_slope_contradicts_constant_and_a_big_rise_is_no_refinement():
+    noisy_line = [3.0 * x * (4 if int(math.log2(x)) % 2 else 0.25) for x in WIDE]
+    v = compare("the claim", "constant", fit_growth(WIDE, noisy_line))
+    assert v.status == "contradicted" and "lies outside constant and sub-linear" in v.text
+    fixed_plus_line = fit_growth(WIDE, [40_000 + 3.0 * x for x in WIDE])  # sub-linear, but ×94 over the range
+    v = compare("the claim", "constant", fixed_plus_line)
+    assert v.status == "contradicted" and "rises 94.1×" in v.text
+    flat_but_rising = fit_growth(WIDE, [4000 * (1 + 0.4 * i / 7) for i in range(8)])  # slope 0.02, 1.4× rise
+    assert compare("the claim", "linear", flat_but_rising).status == "contradicted"  # no "refined linear"

@@ -649,6 +649,8 @@ MAX_CLAIM_UNCERTAINTY = 0.6
 #: "constant" only if the time at the largest x is within this factor of the time at the
 #: smallest, both as fitted and as measured (a slope of 0.1 over 1 B..1 MiB is a 4× rise).
 MAX_FLAT_RISE = 1.3
+#: A "constant" claim is refined (not contradicted) by a slowly growing time only up to this rise.
+MAX_REFINED_RISE = 2.0
 #: A headline claim's fit should rest on at least this many sizes (pass it as ``min_points``).
 HEADLINE_MIN_POINTS = 6
 
@@ -1051,9 +1053,15 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
                 return Verdict("confirmed", f"{claim}: confirmed, measured slope {growth.slope:.2f} ± "
                                             f"{growth.slope_error:.2f} on a log-log scale ({expected}), though the points "
                                             f"scatter (R² {growth.r2:.2f}){rules_out}.", growth=growth, load=load)
+            far, names = _outside_despite_scatter(expected, growth)
+            if far:
+                return Verdict("contradicted", f"{claim}: contradicted, measured slope {growth.slope:.2f} ± "
+                                               f"{growth.slope_error:.2f} on a log-log scale, though the points scatter "
+                                               f"(R² {growth.r2:.2f}): its whole 95 % range lies outside "
+                                               f"{' and '.join(names)}.", growth=growth, load=load)
         why = growth.note or "the fit is too poor"
         if growth.reason in ("points", "range"):
-            what = "sizes" if growth.reason == "points" else "a wider range of sizes"
+            what = "more sizes" if growth.reason == "points" else "a wider range of sizes"
             advice = (f" Measure {what}: running again with the same sizes cannot change this.")
             return Verdict("inconclusive", f"{claim}: inconclusive, {why}.{advice}", growth.reason, False, growth, load)
         load = load if load is not None else machine_load()
@@ -1076,7 +1084,13 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
             extra = f"; the largest sizes took {growth.rise:.2f}× the time of the smallest"
         return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says ({expected}){extra}.",
                        growth=growth, load=load)
-    if frozenset({growth.label, expected}) in _NEIGHBOURS:
+    band = next((name for lo, hi, name in _BANDS if lo <= growth.slope < hi), growth.label)
+    # Neighbours refine, but only when the slope itself lies in one of the two bands (a slope of
+    # 0.02 named "sub-linear" for its 40 % rise is no refinement of "linear"), and a "constant"
+    # claim is not refined by a time that grew more than MAX_REFINED_RISE over the sizes.
+    grew = growth.fitted_rise if not math.isnan(growth.fitted_rise) else 1.0
+    too_much = expected == "constant" and grew > MAX_REFINED_RISE
+    if frozenset({growth.label, expected}) in _NEIGHBOURS and band in (growth.label, expected) and not too_much:
         lower = min(lo for lo, _ in _bands_of(growth.label)) < min(lo for lo, _ in _bands_of(expected))
         own = (explain or {}).get("lower" if lower else "higher")
         why = own or _EXPLAIN.get((expected, growth.label), "")
@@ -1085,7 +1099,21 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
         tail = f"; {why}" if why else ""
         return Verdict("refined", f"{claim}: refined, {measured}, close to but not quite {expected}{tail}.",
                        growth=growth, load=load)
-    return Verdict("contradicted", f"{claim}: contradicted, {measured}, not {expected}.", growth=growth, load=load)
+    grown = f"; the fitted line rises {grew:.3g}× over the sizes measured" if too_much else ""
+    return Verdict("contradicted", f"{claim}: contradicted, {measured}, not {expected}{grown}.", growth=growth,
+                   load=load)
+
+
+def _outside_despite_scatter(expected: str, g: Growth) -> tuple[bool, list[str]]:
+    """Does a noisy slope's whole 95 % range miss the claimed band and its neighbours?"""
+    if math.isnan(g.slope) or math.isinf(g.slope_error):
+        return False, []
+    near = [expected] + [n for pair in _NEIGHBOURS if expected in pair for n in pair if n != expected]
+    spans = [(lo, hi) for lo, hi, n in _BANDS if n in near]
+    low, high = g.slope - g.slope_error, g.slope + g.slope_error
+    if any(lo < high and low < hi for lo, hi in spans):
+        return False, []
+    return True, list(dict.fromkeys(near))
 
 
 def judge_growth(claim: str, expected_label: str, points: Sequence[Point], *, estimator: str = "median",
