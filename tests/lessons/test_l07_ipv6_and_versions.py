@@ -108,3 +108,26 @@ def test_seed_claim_verdict_follows_what_the_python2_call_did():
     assert refined.status == "refined" and "10 of the seed's 10 calls" in refined.text, refined
     assert "create_server(), has_dualstack_ipv6() (3.8)" in refined.text
     assert ipv6.seed_claim_verdict("sent").status == "confirmed"
+
+
+def test_family_verdict_states_only_the_numbers_it_was_given():
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ratios = st.lists(st.floats(min_value=0.05, max_value=20, allow_nan=False), min_size=3, max_size=12)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(ratios, min_size=4, max_size=4))
+    def check(per_size):
+        points = _points(*per_size)
+        text = ipv6.family_verdict(points).text
+        allowed = set()
+        for p in points:
+            allowed |= {f"{p.median:.2f}", f"{p.quartiles[0]:.2f}", f"{p.quartiles[1]:.2f}",
+                        f"{max(p.median, 1 / p.median):.2f}"}
+        stated = set(re.findall(r"\d+\.\d\d", text))
+        assert stated <= allowed, (stated - allowed, text)
+
+    check()

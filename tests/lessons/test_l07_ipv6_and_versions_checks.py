@@ -486,10 +486,11 @@ def test_ask_alternatives_pass(alternative, record_mutation):
 # ---- the same verdict, 20 times ----------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ~45 s quiet; measured 120+ s at load 10 on 2 cores
 def test_checkers_give_the_same_verdict_20_times():
-    """The references, the alternatives and the mutants whose verdict involves time (the silent
+    """The references and the mutants whose verdict involves time (the silent
     address: the attempt's timeout and the call's deadline) get the same verdict 20 runs out of 20."""
-    runs = [(check_connect_first, connect_first, True), (check_ask, ask, True), (check_ask, with_byte_at_a_time, True), (check_ask, single_recv, False)]
+    runs = [(check_connect_first, connect_first, True), (check_ask, ask, True), (check_ask, single_recv, False)]
     if l07.silent_address_works():
         runs += [(check_connect_first, gives_up_on_a_slow_address, False),
                  (check_connect_first, spins_on_a_nonblocking_connect, False)]

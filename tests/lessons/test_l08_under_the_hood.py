@@ -108,8 +108,12 @@ def test_sndbuf_curve_verdict_endpoints_alike_but_a_stall_between():
 
 
 def test_sndbuf_curve_verdict_spread_is_inconclusive_and_says_why():
-    v = sndbuf_curve_verdict(SIZES, [0.4, 0.35, 0.3, 0.3, 0.3], [0.2] * 5, [0.9] * 5)
+    v = sndbuf_curve_verdict(SIZES, [0.4, 0.35, 0.3, 0.3, 0.3], [0.25] * 5, [0.6] * 5)
     assert v.status == "inconclusive" and "quartile ranges overlap" in v.text and "load average" in v.text, v
+    # Measured at load 10: the fastest size itself spread ×10, and the medians fell ×11 with no jump.
+    busy = sndbuf_curve_verdict(SIZES, [67.8, 18.0, 1.83, 2.02, 5.9], [49, 3.2, 0.17, 0.46, 5.1],
+                                [110, 76, 1.83, 5.9, 9.9])
+    assert busy.status == "inconclusive" and "disturbed" in busy.text and "×11" in busy.text, busy
 
 
 def test_send_throughput_counts_every_byte(no_leaks):
@@ -266,3 +270,19 @@ def test_switch_verdict_follows_the_means(short_mean_ns, phrase, status):
     short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005, True)
     v = switch_verdict(default, short)
     assert phrase in v.text and "0.5 ms vs 5 ms" in v.text and v.status == status, v
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: internals.time_requests(("127.0.0.1", 9), nodelay=True, n=0), "n"),
+    (lambda: internals.time_requests(("127.0.0.1", 9), nodelay=True, deadline_s=float("nan")), "deadline_s"),
+    (lambda: internals.echo_rtts_ns(("127.0.0.1", 9), n=2.5), "n"),
+    (lambda: internals.echo_rtts_ns(("127.0.0.1", 9), deadline_s=-1), "deadline_s"),
+    (lambda: internals.gil_trial(("127.0.0.1", 9), "x", server="kernel"), "server"),
+    (lambda: internals.gil_trial(("127.0.0.1", 9), "x", window_s=float("inf")), "window_s"),
+    (lambda: internals.gil_trial(("127.0.0.1", 9), "x", switch_s=0), "switch_s"),
+    (lambda: internals.sndbuf_timing(("127.0.0.1", 9), 4096, repeats=True), "repeats"),
+    (lambda: busy_thread(float("nan")).__enter__(), "seconds"),
+])
+def test_bad_input_names_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -280,13 +280,13 @@ def test_send_request_alternatives_pass(alternative, record_mutation):
 # ---- the same verdict, 20 times ----------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ~30 s quiet; measured 120+ s at load 10 on 2 cores
 def test_checkers_give_the_same_verdict_20_times():
-    """References, alternatives and the mutants whose symptom is a stall (two writes) get the
-    same verdict and the same hint 20 runs out of 20."""
-    runs = [(check_nodelay_client, nodelay_client, True), (check_nodelay_client, set_before_connect, True),
-            (check_nodelay_client, plain_connection, False),
-            (check_send_request, send_request, True), (check_send_request, with_buffered_file, True),
-            (check_send_request, two_writes, False), (check_send_request, two_writes_in_a_loop, False)]
+    """The references and the mutants whose symptom is a stall (two writes) get the same verdict
+    and the same hint 20 runs out of 20."""
+    runs = [(check_nodelay_client, nodelay_client, True), (check_nodelay_client, plain_connection, False),
+            (check_send_request, send_request, True), (check_send_request, two_writes, False),
+            (check_send_request, two_writes_in_a_loop, False)]
     for check, fn, passes in runs:
         verdicts = [check(fn) for _ in range(20)]
         wrong = [str(v) for v in verdicts if v.passed != passes]
