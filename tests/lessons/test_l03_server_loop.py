@@ -4,8 +4,13 @@ from __future__ import annotations
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from socketlessons.lessons.l03_server_loop import demos as loop
+from socketlessons.lessons.l03_server_loop import network
+from socketlessons.lessons.l03_server_loop.claims import CLAIMS
+from socketlessons.lessons.l03_server_loop.runner import LearnerServer, work
 from socketlessons.measure import Point
 from socketlessons.servers._base import ServerEvent
 
@@ -24,13 +29,42 @@ def test_service_intervals_from_events():
     assert loop.service_intervals(ev) == {1: (2, 9)}  # conn 2 never got a reply
 
 
-def test_growth_verdicts_name_linear_and_constant():
-    pts = [Point(n, n * 1e6, n * 1e6, n * 1e6, 5, "seq") for n in (1, 2, 4, 8, 16)]
-    pts += [Point(n, 2e6, 2e6, 2e6, 5, "flat") for n in (1, 2, 4, 8, 16)]
-    out = loop.growth_verdicts(pts, {"seq": "linear", "flat": "constant"})
-    assert "confirmed" in out["seq"][1] and "confirmed" in out["flat"][1]
-    wrong = loop.growth_verdicts(pts, {"seq": "constant"})
-    assert "contradicted" in wrong["seq"][1]
+def _points(series, ys, ns=(1, 2, 4, 8, 16)):
+    return [Point(n, y, y, y, 3, series, {"min_ns": y}) for n, y in zip(ns, ys)]
+
+
+COST = 0.005
+
+
+@pytest.mark.parametrize("ys, expected, status", [
+    ([n * 5e6 for n in (1, 2, 4, 8, 16)], "linear", "confirmed"),               # clean linear
+    ([5.1e6] * 5, "constant", "confirmed"),                                      # clean constant
+    ([5.1e6] * 5, "linear", "contradicted"),
+    ([n * 5e6 for n in (1, 2, 4, 8, 16)], "constant", "contradicted"),
+    ([5.3e6, 9e6, 22e6, 38e6, 85e6], "linear", "confirmed"),                     # noisy but linear (R² < 0.97)
+    ([5.2e6, 7.9e6, 5.6e6, 9.5e6, 6.1e6], "constant", "confirmed"),              # noisy but flat
+    ([5e6, 5e6, 5e6, 40e6, 80e6], "constant", "contradicted"),                   # a cliff (a pool of 4): not flat
+    ([5e6, 7e6, 10e6, 14e6, 20e6], "constant", "inconclusive"),                  # slope 0.5: neither model
+])
+def test_growth_verdict_on_synthetic_points(ys, expected, status):
+    v = loop.growth_verdict("s", _points("s", ys), expected, COST)
+    assert v.status == status, v
+    assert f"{ys[-1] / 1e6:.1f} ms" in v.text  # it states the number it was given
+
+
+def test_growth_verdict_says_why_when_it_cannot_judge():
+    few = loop.growth_verdict("s", _points("s", [5e6, 10e6], ns=(1, 2)), "linear", COST)
+    assert few.status == "inconclusive" and "at least 8" in few.text and "again" not in few.text
+    free = loop.growth_verdict("s", _points("s", [1e5] * 5), "linear", 0.0)
+    assert free.status == "inconclusive" and "at least 1 ms" in free.text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=1e4, max_value=1e10), min_size=5, max_size=5))
+def test_growth_verdict_states_only_its_own_numbers(ys):
+    v = loop.growth_verdict("s", _points("s", ys), "constant", COST)
+    assert v.status in ("confirmed", "contradicted", "inconclusive")
+    assert f"{ys[-1] / 1e6:.1f} ms" in v.text
 
 
 def test_fd_limit_is_read_and_never_lowered():
@@ -58,22 +92,31 @@ def test_waiting_verdict_is_computed_from_the_clients():
 
     with SequentialServer(cost=0.01) as server:
         result = run_load(server.address, 5)
-    assert "confirmed" in loop.waiting_verdict(result, 0.01)
-    assert "not the expected" in loop.waiting_verdict(result, 0.1)  # a claim it does not support
+    assert loop.waiting_verdict(result, 0.01).status == "confirmed"
+    assert loop.waiting_verdict(result, 0.1).status == "contradicted"  # a claim it does not support
 
 
 def test_panel_runs_headless_and_a_slider_changes_the_run():
-    panel = loop.LoopPanel(clients=4, cost_ms=2)
+    panel = loop.LoopPanel(clients=8, cost_ms=2)
     assert panel.run(), panel.error
-    first = {p.x for p in panel.points}
-    assert first == {1, 2, 4} and len(panel.points) == 12
+    assert {p.x for p in panel.points} == {1, 2, 4, 8} and len(panel.points) == 16
     assert set(panel.verdicts) == {"sequential (seed)", "thread per client", "selectors loop", "asyncio"}
-    assert "At N = 4, the last client waited: sequential (seed)" in panel.summary()
+    assert "At N = 8, the last client waited" in panel.summary()
     panel.clients.value = 2
     assert panel.run()
     assert {p.x for p in panel.points} == {1, 2}
-    assert "run with N up to at least 4" in panel.summary()  # two points: no fit, and it says so
+    assert "at least 8" in panel.summary()  # two points: no verdict, and it says so
     assert panel.plot.redraws > 2
+
+
+def test_panel_stop_ends_the_run_and_says_so():
+    panel = loop.LoopPanel(clients=64, cost_ms=5)
+    assert panel.start_run()
+    assert not panel.start_run() and "already" in panel.status.value  # a second click says so
+    panel.stop()
+    assert panel._run.wait(60)
+    assert "Stopped" in panel.summary()
+    assert max((p.x for p in panel.points), default=0) < 64
 
 
 def test_idle_connections_cost_threads_only_for_thread_per_client():
@@ -90,3 +133,106 @@ def test_compare_timelines_draws_one_panel_per_server():
     assert "at most 1" in shown.figure.axes[0].get_title()
     assert shown._repr_png_().startswith(b"\x89PNG")
 
+
+
+# ---- the learner's loops, run by the harness -----------------------------------------------------
+
+def _echo_loop(listener):
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+
+
+async def _async_loop(listener):
+    import asyncio
+
+    async def handle(reader, writer):
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=listener)
+    async with server:
+        await server.serve_forever()
+
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("fn", [_echo_loop, _async_loop])
+def test_learner_server_runs_a_cell_loop_and_stops_fast(fn):
+    import time
+
+    from socketlessons.load import run_load
+
+    server = LearnerServer(fn, name="t-learner").start()
+    assert run_load(server.address, 4).ok
+    t0 = time.monotonic()
+    server.stop()
+    assert time.monotonic() - t0 < 2.0 and not server.errors
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_learner_server_keeps_the_error_that_ended_the_loop():
+    def dies(listener):
+        conn, _ = listener.accept()
+        conn.close()
+        raise RuntimeError("boom")
+
+    from socketlessons.load import run_load
+
+    with LearnerServer(dies) as server:
+        run_load(server.address, 1, timeout=0.5)
+    assert [e.error for e in server.errors] == ["RuntimeError: boom"]
+
+
+def test_learner_server_and_work_refuse_bad_input():
+    with pytest.raises(TypeError, match="loop"):
+        LearnerServer(42)
+    with pytest.raises(ValueError, match="cost"):
+        work.set(cost=-1)
+    with pytest.raises(ValueError, match="kind"):
+        work.set(kind="spin")
+
+
+# ---- network or algorithm ------------------------------------------------------------------------
+
+LATS = (0.1, 0.5, 2.0, 10.0, 50.0)
+BASE = {lat: lat + 0.1 for lat in LATS}
+
+
+@pytest.mark.parametrize("work_ms, status, phrase", [
+    (0.05, "confirmed", "the network, from 0.1 ms up"),
+    (100.0, "contradicted", "the algorithm, at every latency"),
+])
+def test_network_verdict_on_synthetic_times(work_ms, status, phrase):
+    times = {("alg", 100): {lat: b + work_ms for lat, b in BASE.items()}}
+    v = network.judge(times, BASE)
+    assert v.status == status and phrase in v.text, v
+
+
+def test_network_verdict_names_the_crossover():
+    times = {("cheap", 100): {lat: b + 0.05 for lat, b in BASE.items()},
+             ("costly", 1000): {lat: b + 5.0 for lat, b in BASE.items()}}
+    v = network.judge(times, BASE)
+    assert v.status == "refined"
+    assert "costly, n = 1,000 (5.00 ms of work per request): the algorithm below 10 ms, the network from 10 ms up" in v.text
+    assert network.judge({}, BASE).status == "inconclusive"
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_network_vs_algorithm_measures_real_requests():
+    r = network.network_vs_algorithm({"sort": sorted}, ns=(100,), latencies_ms=(0.1, 5.0), plot=False)
+    assert set(r.times_ms) == {("sort", 100)}
+    assert r.times_ms[("sort", 100)][5.0] >= 5.0  # the relay's sleep never ends early
+    with pytest.raises(ValueError, match="n must be"):
+        network.network_vs_algorithm({"sort": sorted}, ns=(0,))
+
+
+# ---- claims ---------------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.name for c in CLAIMS])
+def test_each_claim_returns_a_status_and_leaks_nothing(claim):
+    assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive")
