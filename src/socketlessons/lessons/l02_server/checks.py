@@ -118,6 +118,10 @@ DEADLINE_S = 20.0
 
 
 def _describe(rec: ClientRecord) -> str:
+    if not rec.payload:
+        return f"got back {len(rec.received):,} bytes ({rec.received[:32]!r}{'...' if len(rec.received) > 32 else ''})"
+    if len(rec.payload) > 1024:  # random bytes: their repr would say nothing
+        return f"got back {len(rec.received):,} of {len(rec.payload):,} bytes"
     got = rec.received if len(rec.received) <= 32 else rec.received[:29] + b"..."
     return f"got back {len(rec.received):,} of {len(rec.payload):,} bytes ({got!r})"
 
