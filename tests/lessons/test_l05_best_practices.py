@@ -11,6 +11,8 @@ import warnings
 
 import nbformat
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from socketlessons.lessons.l05_best_practices import (
     GuiDemo,
@@ -272,3 +274,24 @@ def test_with_verdict_follows_the_counts(leaked, kept, status, phrase):
 
     verdict = with_verdict(leaked, kept, 20)
     assert verdict.status == status and phrase in str(verdict)
+
+
+@given(st.floats(0.001, 100), st.floats(0.001, 100), st.integers(1, 1000), st.floats(0.001, 1))
+def test_concurrency_verdict_states_only_the_numbers_it_was_given(seq, conc, n, delay):
+    verdict = concurrency_verdict(f"{n} clients", seq, conc, n, delay)
+    text = str(verdict)
+    assert f"took {seq:.3f} s" in text and f"all at once took {conc:.3f} s" in text
+    assert f"{seq / conc:.1f}x" in text
+    ratio = seq / conc
+    assert verdict.status == ("confirmed" if ratio >= max(2.0, n / 4) else "refined" if ratio >= 1.5 else "contradicted")
+
+
+@given(st.floats(0.0, 10), st.floats(0.0, 10), st.floats(0.0, 10))
+def test_gui_verdict_states_only_the_times_it_was_given(blocking, thread, asyncio_s):
+    busy = {"blocking": blocking, "thread": thread, "asyncio": asyncio_s}
+    verdict = gui_verdict(busy, 0.3)
+    for mode, t in busy.items():
+        assert f"{mode:>8}: the click kept the kernel busy {t * 1000:8.2f} ms" in str(verdict)
+    assert verdict.status in ("confirmed", "inconclusive", "contradicted")
+    if verdict.status == "confirmed":
+        assert max(thread, asyncio_s) * 10 <= blocking
