@@ -627,10 +627,16 @@ def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
     a busy trial against a quiet one, of "a busy thread slows round trips"; otherwise of "the
     same cost".
     """
-    ratio = other.mean_ns / base.mean_ns if base.mean_ns > 0 else math.inf
-    head = (f"{other.label}: mean {other.mean_ns / 1e3:,.0f} µs per round trip vs {base.mean_ns / 1e3:,.0f} µs "
-            f"({base.label}), ×{ratio:,.1f}")
     busy_claim = other.busy and not base.busy
+    # Estimators: a busy thread's cost IS the occasional 5 ms wait, which only the mean (total
+    # time / round trips) counts. Without a busy thread the question is what one round trip
+    # costs in each placement: the median, which a few disturbed round trips on a busy machine
+    # cannot move (the mean of a 0.3 s window can double from one 10 ms hiccup).
+    stat = "mean" if (other.busy or base.busy) else "median"
+    a, b = (base.mean_ns, other.mean_ns) if stat == "mean" else (base.median_ns, other.median_ns)
+    ratio = b / a if a > 0 else math.inf
+    head = (f"{other.label}: {stat} {b / 1e3:,.1f} µs per round trip vs {a / 1e3:,.1f} µs "
+            f"({base.label}), ×{ratio:,.1f}")
     if busy_claim:
         where = ("the client and the server both run" if other.server == "thread"
                  else "the client runs (the server has its own process, but the client still needs this GIL)")
@@ -661,9 +667,8 @@ def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
                 why = ("a server in its own process means every round trip wakes a second process, and the "
                        "operating system's scheduler decides how soon it runs")
             else:
-                why = (f"the slower trial ({slow.label}) had round trips of up to {slow.max_ns / 1e6:,.1f} ms "
-                       f"against a median of {slow.median_ns / 1e3:,.0f} µs: something else ran meanwhile, "
-                       "another thread of this kernel or another program")
+                why = (f"the slower trial ({slow.label}) ran while something else did: another thread of this "
+                       f"kernel or another program (its slowest round trip took {slow.max_ns / 1e6:,.1f} ms)")
             cause = f"no busy thread ran, so this is not the GIL: {why} ({_load_text()})"
         else:
             cause = f"what differed: {what}"
