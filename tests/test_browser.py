@@ -344,3 +344,68 @@ def test_missing_browser_skips_with_a_hint_or_fails_in_ci(monkeypatch, required)
     outcome = pytest.fail.Exception if required else pytest.skip.Exception
     with pytest.raises(outcome, match="apt-get install chromium"):
         _unavailable("no Chromium found")
+
+
+# ---- lesson 09: the learner's own HTTP server, seen by the browser ----------------------------------
+
+LESSON_09 = "09_real_protocols"
+#: What the page served by lesson 09's hand-written server says (its PAGE).
+LESSON_09_HEADING = "Hello from your socket server"
+#: What a JupyterLab needs to proxy: jupyter-server-proxy, which forwards <base>proxy/HOST:PORT/.
+PROXY_PREFIX = "/"
+
+
+def _output_text(state_page: Any, needle: str) -> str:
+    """The text of the one output area containing ``needle``."""
+    outputs = state_page.locator(".jp-OutputArea-output").filter(has_text=needle)
+    assert outputs.count() >= 1, f"no output says {needle!r}"
+    return outputs.first.text_content() or ""
+
+
+def _lesson_09_in_the_browser(lab: JupyterLabServer, browser: Any, workspace: str) -> tuple[str, str, str]:
+    """Run lesson 09 in ``lab``; return (iframe src, the heading inside the iframe, what the lesson
+    said about the path it used)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{LESSON_09}.ipynb?reset"))
+        run_all_and_wait(page, LESSON_09)
+        said = _output_text(page, "the page opens")
+        iframe = page.locator(".jp-OutputArea-output iframe").first
+        iframe.scroll_into_view_if_needed()
+        src = iframe.get_attribute("src") or ""
+        # Loaded while the lesson's server ran (the cells after it take seconds; stop_all comes last).
+        heading = page.frame_locator(".jp-OutputArea-output iframe").first.locator("h1").inner_text(timeout=10_000)
+        return src, heading, said
+    except BaseException:
+        _save_failure(page, lab, f"{LESSON_09}-{workspace}")
+        raise
+    finally:
+        context.close()
+        _shutdown_kernels(lab)
+
+
+@pytest.mark.timeout(420)
+def test_lesson_09_page_opens_in_the_iframe_straight_from_loopback(lab: JupyterLabServer, browser: Any) -> None:
+    """In a local JupyterLab (no JUPYTERHUB_SERVICE_PREFIX) the frame loads http://127.0.0.1:PORT/, the
+    learner's own server, and the lesson says so."""
+    if not (ROOT / "notebooks" / f"{LESSON_09}.ipynb").exists():
+        pytest.fail(f"notebooks/{LESSON_09}.ipynb is missing")
+    src, heading, said = _lesson_09_in_the_browser(lab, browser, "l09-direct")
+    assert src.startswith("http://127.0.0.1:") and src.endswith("/"), src
+    assert heading == LESSON_09_HEADING
+    assert "straight from 127.0.0.1" in said, said
+
+
+@pytest.mark.timeout(420)
+def test_lesson_09_page_opens_through_jupyter_server_proxy(browser: Any, tmp_path: pathlib.Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a hub: with JUPYTERHUB_SERVICE_PREFIX set for the kernel, the frame goes through
+    jupyter-server-proxy (<base>proxy/127.0.0.1:PORT/, on the Jupyter server's own origin) and still
+    shows the learner's page."""
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", PROXY_PREFIX)  # inherited by the server and its kernels
+    with JupyterLabServer(tmp_path / "lab") as proxied:
+        src, heading, said = _lesson_09_in_the_browser(proxied, browser, "l09-proxy")
+    assert src.startswith(f"{PROXY_PREFIX}proxy/127.0.0.1:"), src
+    assert heading == LESSON_09_HEADING
+    assert "through jupyter-server-proxy" in said, said
