@@ -9,16 +9,25 @@ ifeq ($(OS),Windows_NT)
 BIN    := $(VENV)/Scripts
 endif
 STAMP  := $(VENV)/.installed
+# The real-classroom test drives a JupyterHub, whose proxy comes from npm (node needed).
+PROXY  := $(VENV)/node/.installed
 
 .PHONY: lab test install doctor bench clean strip
 
 lab: $(STAMP)
 	$(BIN)/python -m socketlessons lab
 
-test: $(STAMP)
+test: $(STAMP) $(PROXY)
 	$(BIN)/python -m pytest
 
 install: $(STAMP)
+
+$(PROXY):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-fund --no-audit --prefix $(VENV)/node configurable-http-proxy@5 && touch $(PROXY); \
+	else \
+		echo "npm not found: the JupyterHub classroom test (tests/test_hub.py) will be skipped"; \
+	fi
 
 doctor: $(STAMP)
 	$(BIN)/python -m socketlessons doctor

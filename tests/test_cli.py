@@ -140,7 +140,7 @@ def test_links_prints_binder_and_nbgitpuller_links_for_a_fork(repo, binder):
     parts = urlsplit(puller)
     assert (parts.netloc, parts.path) == ("hub.example.org", "/hub/user-redirect/git-pull")
     query = parse_qs(parts.query)
-    name = repo.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    name = repo.rstrip("/").rsplit("/", 1)[-1]  # nbgitpuller clones into the URL's last part, .git included
     assert query == {"repo": [repo], "branch": ["main"], "urlpath": [f"lab/tree/{name}/notebooks/00_welcome.ipynb"]}
 
 

@@ -167,7 +167,7 @@ def links(repo: str, *, hub: str | None = None, branch: str = "main") -> dict[st
         raise ValueError(f"repo must be the URL of a git repository (https://github.com/OWNER/NAME), got {repo!r}")
     if not branch or any(c.isspace() for c in branch):
         raise ValueError(f"branch must be a branch name such as 'main', got {branch!r}")
-    name = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    name = parts.path.rstrip("/").rsplit("/", 1)[-1]  # nbgitpuller's folder: the URL's last part, as is
     lesson = "notebooks/00_welcome.ipynb"
     if parts.netloc == "github.com" and parts.path.strip("/").count("/") == 1:
         owner_name = parts.path.strip("/").removesuffix(".git")
