@@ -555,3 +555,19 @@ def test_a_steep_noisy_slope_contradicts_constant_and_a_big_rise_is_no_refinemen
     assert v.status == "contradicted" and "rises 94.1×" in v.text
     flat_but_rising = fit_growth(WIDE, [4000 * (1 + 0.4 * i / 7) for i in range(8)])  # slope 0.02, 1.4× rise
     assert compare("the claim", "linear", flat_but_rising).status == "contradicted"  # no "refined linear"
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: sweep(lambda x: (lambda: None), [1, float("nan")]), "finite numbers"),
+    (lambda: sweep(lambda x: (lambda: None), "1248"), "list of numbers"),
+    (lambda: sweep(42, [1]), "make_op must be a function"),
+    (lambda: sweep(lambda x: (lambda: None), [1], series=3), "series must be a str"),
+    (lambda: time_op(lambda: None, budget_s=float("inf")), "budget_s"),
+    (lambda: time_op(lambda: None, spread_target=-1), "spread_target"),
+    (lambda: fit_growth([1, 2, 4], [1, float("nan"), 3]), "finite"),
+    (lambda: fit_growth([1, 2, 4], [1, 2, 3], min_points=2), "min_points"),
+    (lambda: time_pair(lambda: None, "x"), "op_b"),
+])
+def test_new_parameters_reject_bad_values_by_name(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

@@ -267,3 +267,15 @@ def test_a_ratio_is_plotted_with_its_spread_against_one():
     low, high = ax.get_ylim()
     assert low < 0.95 and high > 1.1  # the spread is on the plot
     assert len([t for t in ax.get_yticks() if low <= t <= high]) >= 3  # a narrow log axis still has numbers
+
+
+@pytest.mark.parametrize("kwargs,match", [({"scale": 0}, "scale"), ({"scale": float("nan")}, "scale"),
+                                          ({"ymin": float("inf")}, "ymin")])
+def test_plot_points_rejects_bad_values_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plot_points(pts(), **kwargs)
+    if "scale" in kwargs:
+        with pytest.raises(ValueError, match="scale"):
+            LivePlot("t", "x", "y", scale=kwargs["scale"])
+    with pytest.raises(ValueError, match="min_interval_s"):
+        LivePlot("t", "x", "y", min_interval_s=-1)

@@ -270,6 +270,11 @@ def test_constructor_rejects_programming_errors():
         SweepPanel(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot hide the swept"):
         SweepPanel(fake_measure(), sweep="payload", hide=("payload",))
+    for kwargs, match in [({"keep_runs": 0}, "keep_runs"), ({"repeats": 2.5}, "repeats"),
+                          ({"budget_s": float("nan")}, "budget_s"), ({"budget_s": float("inf")}, "budget_s"),
+                          ({"max_run_s": -1}, "max_run_s"), ({"min_interval_s": -1}, "min_interval_s")]:
+        with pytest.raises(ValueError, match=match):
+            SweepPanel(fake_measure(), **kwargs)
 
 
 # ---- against a real helper server ------------------------------------------------------------

@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import statistics
 import sys
 import threading
@@ -486,6 +487,17 @@ def sweep(
     ``on_round(points)`` gets the points so far after each round (to redraw a whole series);
     ``on_point`` is called for each final point at the end.
     """
+    if not callable(make_op):
+        raise TypeError(f"make_op must be a function of x returning an op, a context manager or a Timing, "
+                        f"not {type(make_op).__name__}")
+    if isinstance(xs, (str, bytes)):
+        raise TypeError(f"xs must be a list of numbers (e.g. [1, 2, 4, 8]), not {type(xs).__name__}")
+    xs = list(xs)
+    for x in xs:
+        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+            raise ValueError(f"xs must hold finite numbers (e.g. [1, 2, 4, 8]); got {x!r}")
+    if not isinstance(series, str):
+        raise TypeError(f"series must be a str (the label of these points), not {type(series).__name__}")
     if not interleave:
         return _sweep_in_order(make_op, xs, series, repeats, warmup, batch, budget_s, on_point, stop)
     return _sweep_interleaved(make_op, list(xs), series=series, repeats=repeats, warmup=warmup, batch=batch,

@@ -240,6 +240,9 @@ def plot_points(
     A series' style follows its name (``style_for_series``); each fit's legend entry follows its
     series'; the legend goes where it covers no data (or outside); see the module docstring.
     """
+    _check_scale(scale)
+    if ymin is not None and (isinstance(ymin, bool) or not isinstance(ymin, (int, float)) or not math.isfinite(ymin)):
+        raise ValueError(f"ymin must be a finite number or None, got {ymin!r}")
     fig, ax = _new_figure(ax)
     ax.clear()
     series: dict[str, list[Point]] = {}
@@ -272,6 +275,11 @@ def plot_points(
         entries.append((line, ref.label))
     _finish_axes(ax, entries, logx=logx, bytes_x="byte" in xlabel)
     return fig
+
+
+def _check_scale(scale: object) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a finite number > 0 (ns to the y unit: 1e-3 for µs, 1e-6 for ms), got {scale!r}")
 
 
 def plot_ratio(points: Sequence[Point], *, ax: Axes | None = None, title: str = "", xlabel: str = "",
@@ -437,6 +445,10 @@ class LivePlot:
     def __init__(self, title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False,
                  min_interval_s: float = 0.25, output: Any = None, scale: float = 1e-3,
                  ymin: float | None = None) -> None:
+        _check_scale(scale)
+        if isinstance(min_interval_s, bool) or not isinstance(min_interval_s, (int, float)) \
+                or not math.isfinite(min_interval_s) or min_interval_s < 0:
+            raise ValueError(f"min_interval_s must be a number of seconds ≥ 0, got {min_interval_s!r}")
         self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
         self.logx, self.logy = logx, logy
         self.ymin = ymin

@@ -388,9 +388,16 @@ class SweepPanel(widgets.VBox):
         self.hide = tuple(hide)
         self.ascii_only = ascii_only
         self.series_of = series
-        self.keep_runs = max(1, keep_runs)
+        if isinstance(keep_runs, bool) or not isinstance(keep_runs, int) or keep_runs < 1:
+            raise ValueError(f"keep_runs must be an int ≥ 1 (runs kept on the plot), got {keep_runs!r}")
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats must be a positive int (batches per size, e.g. 21), got {repeats!r}")
+        if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0 \
+                or budget_s == float("inf"):
+            raise ValueError(f"budget_s must be a finite number of seconds > 0 (per size, e.g. 1.0), got {budget_s!r}")
+        self.keep_runs = keep_runs
         self.repeats, self.budget_s = repeats, budget_s
-        if isinstance(max_run_s, bool) or not isinstance(max_run_s, (int, float)) or not max_run_s > 0:
+        if isinstance(max_run_s, bool) or not isinstance(max_run_s, (int, float)) or not 0 < max_run_s < float("inf"):
             raise ValueError(f"max_run_s must be a number of seconds > 0, got {max_run_s!r}")
         self.max_run_s = float(max_run_s)
         self.sweep_options = dict(sweep_options or {})
