@@ -565,8 +565,10 @@ SEND_MIN_POINTS = 5
 SEND_MIN_RATIO = 16
 
 
-def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM) -> tuple[Verdict, str, Growth]:
-    """Verdict on "send() is O(k)" from a sweep of ``sendall`` time against payload size.
+def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
+                 what: str = "send()") -> tuple[Verdict, str, Growth]:
+    """Verdict on "send() is O(k)" (``what`` names the call: lesson 00 says "sendall()") from a
+    sweep of ``sendall`` time against payload size.
 
     Uses ``cost(point)`` (the low quantile of the batch times when measured with
     ``sweep_rounds``: the claim is about what the call itself costs). Returns the verdict, a
@@ -579,7 +581,7 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM) ->
     pts = sorted(points, key=lambda p: p.x)
     big = [p for p in pts if p.x >= large_from]
     small = [p for p in pts if p.x < large_from]
-    claim = f"send() is O(k) (fitted over k ≥ {_fmt_bytes(large_from)})"
+    claim = f"{what} is O(k) (fitted over k ≥ {_fmt_bytes(large_from)})"
     if len(big) < SEND_MIN_POINTS or big[-1].x / big[0].x < SEND_MIN_RATIO:
         span = f"{big[-1].x / big[0].x:.3g}×" if big else "nothing"
         growth = fit_growth([p.x for p in big], [cost(p) for p in big]) if len(big) >= 3 else \
