@@ -607,3 +607,49 @@ def test_verdicts_are_the_same_twenty_times():
             if result.passed != (hint is None) or (hint is not None and result.hint != hint):
                 odd.append(f"{fn.__name__}, run {run + 1}: {result}")
     assert not odd, "\n".join(odd)
+
+
+# ---- nothing escapes the checkers -------------------------------------------------------------
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no")
+
+
+def exits(listener, clients, timeout):
+    conn, _ = listener.accept()
+    conn.close()
+    raise SystemExit(1)
+
+
+def unprintable(listener, clients, timeout):
+    conn, _ = listener.accept()
+    conn.close()
+    raise _Unprintable()
+
+
+async def async_echo(listener, clients, timeout):
+    ...
+    return None
+
+
+def generator_echo(listener, clients, timeout):
+    yield listener.accept()
+
+
+def open_exits(port):
+    raise SystemExit("bye")
+
+
+@pytest.mark.parametrize("fn, words", [
+    (exits, "SystemExit"), (unprintable, "cannot be printed"), (async_echo, "async def"), (generator_echo, "generator"),
+])
+def test_echo_server_turns_what_would_escape_into_not_yet(fn, words):
+    result = check_echo_server(fn)
+    assert not result.passed and words in result.message + result.hint, str(result)
+    assert "checker's own code" not in result.message, str(result)
+
+
+def test_open_server_turns_system_exit_into_not_yet():
+    result = check_open_server(open_exits)
+    assert not result.passed and "SystemExit" in result.message, str(result)
