@@ -572,3 +572,13 @@ def test_a_steep_noisy_slope_contradicts_constant_and_a_big_rise_is_no_refinemen
 def test_new_parameters_reject_bad_values_by_name(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_a_noisy_steeper_line_refines_linear_with_a_steepening_cause():
+    # Seen for 128 KiB..8 MiB sends at load 10: slope 1.28 ± 0.25, R² 0.95.
+    xs = [2**i for i in range(17, 24)]
+    ys = [x**1.3 * f for x, f in zip(xs, (1, 1.8, 0.6, 1.6, 0.6, 1.5, 0.9))]  # slope 1.26 ± 0.27, R² 0.95
+    g = fit_growth(xs, ys)
+    assert g.label == "too noisy to say" and 1.2 <= g.slope < 1.8 and g.slope - g.slope_error > 0.8
+    v = compare("the claim", "linear", g)
+    assert v.status == "refined" and "super-linear" in v.text and "cache" in v.text and "scatter" in v.text

@@ -1027,6 +1027,26 @@ def _consistent_despite_scatter(expected: str, g: Growth, max_rise: float) -> tu
     return True, list(dict.fromkeys(excluded))
 
 
+def _refined_despite_scatter(expected: str, g: Growth) -> tuple[str, list[str]]:
+    """A noisy slope whose estimate lies in a neighbour of the claim, and whose whole 95 % range
+    lies within the claim and that neighbour: the neighbour's name (else ``""``) and the names
+    its range rules out."""
+    if math.isnan(g.slope) or g.slope_error > MAX_CLAIM_UNCERTAINTY:
+        return "", []
+    band = next((name for lo, hi, name in _BANDS if lo <= g.slope < hi), "")
+    if band == expected or frozenset({band, expected}) not in _NEIGHBOURS:
+        return "", []
+    pair = {band, expected}
+    spans = [(lo, hi) for lo, hi, n in _BANDS if n in pair]
+    low, high = g.slope - g.slope_error, g.slope + g.slope_error
+    if not (min(lo for lo, _ in spans) <= low and high < max(hi for _, hi in spans)):
+        return "", []
+    if expected == "constant" and not g.fitted_rise <= MAX_REFINED_RISE:
+        return "", []
+    excluded = [n for lo, hi, n in _BANDS if n not in pair and n != "too noisy to say" and (hi <= low or lo > high)]
+    return band, list(dict.fromkeys(excluded))
+
+
 def _load_sentence(load: Load | None, rerun_helps: bool) -> str:
     if load is None:
         return ""
@@ -1065,6 +1085,15 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
                 return Verdict("confirmed", f"{claim}: confirmed, measured slope {growth.slope:.2f} ± "
                                             f"{growth.slope_error:.2f} on a log-log scale ({expected}), though the points "
                                             f"scatter (R² {growth.r2:.2f}){rules_out}.", growth=growth, load=load)
+            near, excluded = _refined_despite_scatter(expected, growth)
+            if near:
+                lower = min(lo for lo, _ in _bands_of(near)) < min(lo for lo, _ in _bands_of(expected))
+                why = (explain or {}).get("lower" if lower else "higher") or _EXPLAIN.get((expected, near), "")
+                rules_out = f"; its 95 % range rules out {' and '.join(excluded)}" if excluded else ""
+                tail = f"; {why}" if why else ""
+                return Verdict("refined", f"{claim}: refined, measured slope {growth.slope:.2f} ± "
+                                          f"{growth.slope_error:.2f} on a log-log scale ({near}), though the points "
+                                          f"scatter (R² {growth.r2:.2f}){rules_out}{tail}.", growth=growth, load=load)
             far, names = _outside_despite_scatter(expected, growth)
             if far:
                 return Verdict("contradicted", f"{claim}: contradicted, measured slope {growth.slope:.2f} ± "
