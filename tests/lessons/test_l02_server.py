@@ -274,3 +274,12 @@ def test_each_claim_runs_once_and_returns_a_status(claim):
     assert claim.lesson == "l02_server" and claim.why
     status = claim.run()
     assert status in ("confirmed", "refined", "contradicted", "inconclusive")
+
+
+def test_accept_figure_draws_the_delay_as_a_reference_line():
+    shown = ls.accept_figure(_waits([0.05, 0.4], [0.03, 0.04]))
+    ax = shown.figure.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "the client's delay" in labels and ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="accept_waits"):
+        ls.accept_figure([])

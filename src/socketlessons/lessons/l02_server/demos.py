@@ -56,6 +56,7 @@ from ...resources import open_descriptors
 __all__ = [
     "ConnectAttempt",
     "accept_cost",
+    "accept_figure",
     "accept_verdict",
     "accept_waits",
     "address_in_use_errnos",
@@ -389,3 +390,18 @@ def listen_figure(points: Sequence[Point], *, title: str = "bind() + listen() ar
     fit = fit_growth([max(p.x, 1) for p in lows], [p.median_ns for p in lows])
     return from_zero([*waited, *lows], title=title, xlabel="listening sockets already open",
                      ylabel="socket()+bind()+listen()+close() (µs)", fits={own: fit})
+
+
+def accept_figure(waits: Sequence[Point]) -> Any:
+    """``accept_waits`` drawn once (log time axis, in ms), with the client's delay as a
+    reference line: the wall time sits on it, the CPU time far below."""
+    from ...plots import Reference, plot_points
+    from .._figures import Shown
+
+    if not waits:
+        raise ValueError("no points to plot: run accept_waits first")
+    delays = sorted({p.x for p in waits})
+    figure = plot_points(waits, title="accept() is 'O(n) - wait for client'? waiting vs working",
+                         xlabel="client arrives after (s)", ylabel="time (ms)", logy=True, scale=1e-6,
+                         references=[Reference("the client's delay", through=tuple((d, d * 1e3) for d in delays))])
+    return Shown(figure)
