@@ -539,7 +539,21 @@ async def tasks_then_wait(address, requests, timeout):
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-FETCH_ALL_ALTERNATIVES = [task_group_and_timeout, loop_sock_calls, tasks_then_wait]
+async def half_close_then_read_to_eof(address, requests, timeout):
+    async def one(request):
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            writer.write(request)
+            writer.write_eof()  # done sending: the echo server closes after its echo
+            return await reader.read()  # everything until EOF
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    return await asyncio.wait_for(asyncio.gather(*(one(r) for r in requests)), timeout)
+
+
+FETCH_ALL_ALTERNATIVES = [task_group_and_timeout, loop_sock_calls, tasks_then_wait, half_close_then_read_to_eof]
 
 
 def test_fetch_all_reference_passes(record_mutation):
