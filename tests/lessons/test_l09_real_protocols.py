@@ -38,7 +38,7 @@ NOTEBOOK = "09_real_protocols.ipynb"
 def lesson_server_namespace() -> dict:
     """Run the cells that define the lesson's HTTP server (imports, read_head … serve_http)."""
     cells = code_cells(NOTEBOOK)
-    wanted = [c for c in cells if c.startswith(("import http", "MAX_HEAD", "def parse_head", "def read_request(",
+    wanted = [c for c in cells if c.startswith(("import contextlib, http", "MAX_HEAD", "def parse_head", "def read_request(",
                                                "def refuse", "PAGE ="))]
     assert len(wanted) == 6, [c[:30] for c in wanted]
     namespace: dict = {}
@@ -225,6 +225,24 @@ def test_alternate_takes_turns_and_validates():
         alternate({"a": lambda: None}, budget_s=float("nan"))
     with pytest.raises(TypeError, match="callables"):
         alternate({"a": 3})
+    with pytest.raises(TypeError, match="give ops"):
+        alternate()
+
+
+def test_alternate_enters_each_round_op_once_per_round():
+    import contextlib
+
+    events = []
+
+    @contextlib.contextmanager
+    def fresh():
+        events.append("open")
+        yield lambda: events.append("op")
+        events.append("close")
+
+    out = alternate({"a": lambda: events.append("a")}, each_round={"b": fresh}, rounds=2, per_round=2, warmup=0)
+    assert events == ["a", "a", "open", "op", "op", "close", "open", "op", "op", "close", "a", "a"]
+    assert [len(r) for r in out["b"]] == [2, 2]
 
 
 def _rounds(values):

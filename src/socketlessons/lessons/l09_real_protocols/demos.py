@@ -245,12 +245,12 @@ def page_link(port: int, path: str = "/") -> PageLink:
     if prefix:
         base = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
         return PageLink(f"{base}proxy/127.0.0.1:{port}{path}", "proxy",
-                        "through jupyter-server-proxy: JUPYTERHUB_SERVICE_PREFIX is set, so this kernel runs on a "
+                        "through jupyter-server-proxy: JUPYTERHUB_SERVICE_PREFIX is set, so this Jupyter kernel runs on a "
                         "hub or Binder and your browser is on another machine, where 127.0.0.1 means your own "
                         "computer")
     return PageLink(f"http://127.0.0.1:{port}{path}", "direct",
                     "straight from 127.0.0.1: no JUPYTERHUB_SERVICE_PREFIX, so this is a local JupyterLab and "
-                    "your browser runs on the same machine as this kernel")
+                    "your browser runs on the same machine as this Jupyter kernel")
 
 
 def curl(url: str, *args: str, timeout: float = CURL_TIMEOUT_S) -> subprocess.CompletedProcess[bytes] | None:
@@ -266,35 +266,50 @@ def curl(url: str, *args: str, timeout: float = CURL_TIMEOUT_S) -> subprocess.Co
 
 # ---- timing in alternating rounds ----------------------------------------------------------
 
-def alternate(ops: dict[str, Callable[[], object]], *, rounds: int = 9, per_round: int = 15,
-              budget_s: float = 2.0, warmup: int = 2) -> dict[str, list[list[int]]]:
+def alternate(ops: dict[str, Callable[[], object]] | None = None, *, each_round: dict[str, Any] | None = None,
+              rounds: int = 9, per_round: int = 15, budget_s: float = 2.0,
+              warmup: int = 2) -> dict[str, list[list[int]]]:
     """Time each op ``per_round`` times per round, the ops taking turns round after round
     (A B, B A, A B…), so load that comes and goes hits them alike; ns per call, by round.
 
-    Stops after ``budget_s`` once at least 3 rounds are done.
+    ``ops`` are timed as they are. ``each_round`` maps a name to a function returning a context
+    manager that yields the op: it is entered (untimed) at the start of each of that op's rounds
+    and left at its end, e.g. one connection per round for "keep-alive". Stops after
+    ``budget_s`` once at least 3 rounds are done.
     """
-    if not ops or not all(callable(op) for op in ops.values()):
-        raise TypeError("ops must map names to zero-argument callables")
+    plain, fresh = dict(ops or {}), dict(each_round or {})
+    if not plain and not fresh:
+        raise TypeError("give ops and/or each_round: names mapped to zero-argument callables")
+    if set(plain) & set(fresh) or not all(callable(op) for op in [*plain.values(), *fresh.values()]):
+        raise TypeError("ops and each_round must map distinct names to zero-argument callables")
     for name, value in (("rounds", rounds), ("per_round", per_round)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not (isinstance(budget_s, (int, float)) and 0 < budget_s <= 60):
         raise ValueError(f"budget_s must be between 0 and 60 seconds, got {budget_s!r}")
-    for op in ops.values():
+    for op in plain.values():
         for _ in range(warmup):
             op()
-    names = list(ops)
+    names = [*plain, *fresh]
     out: dict[str, list[list[int]]] = {n: [] for n in names}
     end = time.monotonic() + budget_s
     clock = time.perf_counter_ns
+
+    def timed(op: Callable[[], object]) -> list[int]:
+        times = []
+        for _ in range(per_round):
+            t0 = clock()
+            op()
+            times.append(clock() - t0)
+        return times
+
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            op, times = ops[name], []
-            for _ in range(per_round):
-                t0 = clock()
-                op()
-                times.append(clock() - t0)
-            out[name].append(times)
+            if name in plain:
+                out[name].append(timed(plain[name]))
+            else:
+                with fresh[name]() as op:
+                    out[name].append(timed(op))
         if r + 1 >= 3 and time.monotonic() > end:
             break
     return out
@@ -399,8 +414,9 @@ def handshake_verdict(plain_rounds: Sequence[Sequence[int]], tls_rounds: Sequenc
     where = f" ({load})" if load else ""
     if q1 > 2:
         text = (f"confirmed: the handshake makes connect() much dearer. {numbers}. The extra {(a - b) / 1e3:,.0f} µs "
-                "are the handshake's messages (one more round trip) and its public-key arithmetic: the "
-                "seed's 'connect() is O(1) + network latency' now has a large constant.")
+                "are mostly the handshake's public-key arithmetic (signing and verifying), plus one more round "
+                "trip of messages (cheap on loopback): the seed's 'connect() is O(1) + network latency' now "
+                "has a large constant.")
         status = "confirmed"
     elif q3 < 1.2:
         text = f"contradicted: the TLS connect cost about the same as a plain one. {numbers}."
