@@ -78,7 +78,7 @@ def test_fd_limit_is_read_and_never_lowered():
 
 
 def test_sequential_waiting_grows_with_n_and_others_do_not():
-    seq = loop.latency_vs_clients(["sequential", "asyncio"], [1, 8], cost=0.01, repeats=1)
+    seq = loop.latency_vs_clients(["sequential", "asyncio"], [1, 8], cost=0.01)  # fastest of up to 5 runs
     by = {(p.series, p.x): p.median_ns for p in seq}
     # the last of 8 waits for the 7 others on the sequential loop: several times N = 1's wait
     assert by[("sequential (seed)", 8)] > 3 * by[("sequential (seed)", 1)]  # 8x on a quiet machine
@@ -217,7 +217,7 @@ def test_network_verdict_names_the_crossover():
              ("costly", 1000): {lat: b + 5.0 for lat, b in BASE.items()}}
     v = network.judge(times, BASE)
     assert v.status == "refined"
-    assert "costly, n = 1,000 (5.00 ms of work per request): the algorithm below 10 ms, the network from 10 ms up" in v.text
+    assert "costly, n = 1,000 (5.0 ms of work per request): the algorithm below 10 ms, the network from 10 ms up" in v.text
     assert network.judge({}, BASE).status == "inconclusive"
 
 
@@ -236,3 +236,23 @@ def test_network_vs_algorithm_measures_real_requests():
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.name for c in CLAIMS])
 def test_each_claim_returns_a_status_and_leaks_nothing(claim):
     assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive")
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_idle_panel_measures_both_at_the_same_n_and_refuses_a_second_click():
+    panel = loop.IdlePanel(n=200)
+    assert panel.start_run()
+    assert not panel.start_run() and "already" in panel.status.value
+    assert panel._run.wait(120)
+    assert [r.held for r in panel.results] == [200, 200]
+    assert "at N = 200" in panel.status.value
+
+
+def test_loop_panel_says_when_a_run_will_not_fit_the_budget():
+    panel = loop.LoopPanel(["sequential"], clients=1024, cost_ms=20)
+    assert panel.planned_seconds([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]) > loop.RUN_BUDGET_S
+    panel.clients.value = 1024
+    assert panel.start_run()
+    assert "beyond the" in panel.status.value
+    panel.stop()
+    assert panel._run.wait(60)

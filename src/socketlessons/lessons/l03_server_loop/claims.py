@@ -6,13 +6,22 @@ costs, estimator and verdict function), with its own servers, and returns the ve
 
 from __future__ import annotations
 
+import asyncio
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
 from ...claims import Claim
 from ...load import run_load
 from ...measure import Status
-from ...servers._loops import LOOP_SERVERS, SequentialServer
+from ...servers._loops import SequentialServer
 from . import demos, network
+from .runner import aprocess, process
 
-#: The panel's settings in the lesson (cells "Four ways to wait" and "Now make the work CPU-bound").
+#: The panel's settings in the lesson (cells "Four ways to wait" and "Now make the work CPU-bound"),
+#: measuring the lesson's own four loops (copied below as its cells write them).
 PANEL_NS = (1, 2, 4, 8, 16)
 SLEEP_COST_S = 0.005
 CPU_COST_S = 0.002
@@ -28,10 +37,74 @@ def _queue() -> Status:
     return demos.waiting_verdict(result, QUEUE_COST_S).status
 
 
-def _growth(kind: str, work: str, cost: float) -> Status:
-    label = LOOP_SERVERS[kind].label
-    points = [demos.latency_point(kind, n, cost=cost, work=work) for n in PANEL_NS]  # type: ignore[arg-type]
-    return demos.growth_verdict(label, points, demos.expected_growth(work)[label], cost).status  # type: ignore[arg-type]
+# ---- the lesson's four loops, as its cells write them ------------------------------------------
+
+def sequential_loop(listener: socket.socket) -> None:
+    while True:
+        client, _addr = listener.accept()
+        try:
+            while True:
+                data = client.recv(1024)
+                if not data:
+                    break
+                client.sendall(process(data))
+        finally:
+            client.close()
+
+
+def _serve_one(client: socket.socket) -> None:
+    with client:
+        while data := client.recv(1024):
+            client.sendall(process(data))
+
+
+def threaded_loop(listener: socket.socket) -> None:
+    while True:
+        client, _addr = listener.accept()
+        threading.Thread(target=_serve_one, args=(client,), daemon=True).start()
+
+
+def selectors_loop(listener: socket.socket) -> None:
+    with selectors.DefaultSelector() as sel:
+        sel.register(listener, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                sock = key.fileobj
+                if sock is listener:
+                    client, _addr = listener.accept()
+                    sel.register(client, selectors.EVENT_READ)
+                elif data := sock.recv(1024):  # type: ignore[union-attr]
+                    sock.sendall(process(data))  # type: ignore[union-attr]
+                else:
+                    sel.unregister(sock)
+                    sock.close()  # type: ignore[union-attr]
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(1024):
+        writer.write(await aprocess(data))
+        await writer.drain()
+    writer.close()
+
+
+async def asyncio_loop(listener: socket.socket) -> None:
+    server = await asyncio.start_server(_handle, sock=listener)
+    async with server:
+        await server.serve_forever()
+
+
+#: The claims the lesson's cell writes for a sleep cost (CPU work: every loop queues).
+SLEEP_CLAIMS = {"sequential_loop": "linear", "threaded_loop": "constant", "selectors_loop": "linear",
+                "asyncio_loop": "constant"}
+LOOPS = (sequential_loop, threaded_loop, selectors_loop, asyncio_loop)
+
+
+def _growth(loop: Callable[..., Any], work: str, cost: float) -> Status:
+    label = loop.__name__
+    expected = "linear" if work == "cpu" else SLEEP_CLAIMS[label]
+    points = [demos.latency_point(loop, n, cost=cost, work=work, queued=expected == "linear")  # type: ignore[arg-type]
+              for n in PANEL_NS]
+    return demos.growth_verdict(label, points, expected, cost).status
 
 
 def _timelines() -> Status:
@@ -57,19 +130,20 @@ def _network() -> Status:
                                         plot=False).verdict.status
 
 
-def _growth_claim(kind: str, work: str) -> Claim:
+def _growth_claim(loop: Callable[..., Any], work: str) -> Claim:
     cost = SLEEP_COST_S if work == "sleep" else CPU_COST_S
-    label = LOOP_SERVERS[kind].label
-    expected = demos.expected_growth(work)[label]  # type: ignore[arg-type]
+    label = loop.__name__
+    expected = "linear" if work == "cpu" else SLEEP_CLAIMS[label]
     if work == "cpu":
         why = ("Python code holds the GIL (the lock that lets one thread of a process run bytecode at a time), "
                "so N requests of CPU work in one process take N costs whatever the loop")
-    elif kind == "sequential":
-        why = "the loop accepts the next client only after the previous one closed: the last waits N costs"
+    elif expected == "linear":
+        why = ("one request is served at a time: the seed's loop accepts the next client only after the last "
+               "closed; the selectors loop runs process()'s sleep inside the loop")
     else:
         why = "while one request sleeps the others are served, so the last client waits about one cost"
     return Claim(lesson="l03_server_loop", name=f"{label}, {work} work: the last client's wait is {expected} in N",
-                 truth="confirmed", why=why, run=lambda: _growth(kind, work, cost))
+                 truth="confirmed", why=why, run=lambda: _growth(loop, work, cost))
 
 
 CLAIMS = [
@@ -79,7 +153,7 @@ CLAIMS = [
     Claim(lesson="l03_server_loop", name="timelines: sequential 1 at a time, thread per client all at once",
           truth="confirmed", why="counted from the servers' recv/send events, independent of timing",
           run=_timelines, acceptable=frozenset({"refined"})),
-    *[_growth_claim(kind, work) for work in ("sleep", "cpu") for kind in LOOP_SERVERS],
+    *[_growth_claim(loop, work) for work in ("sleep", "cpu") for loop in LOOPS],
     Claim(lesson="l03_server_loop", name="network I/O dominates, algorithms are secondary",
           truth="refined", why="at 0.1-2 ms of latency the O(n²) handler's ~20-40 ms at n = 1,000 outweighs the "
           "network, at 50 ms the network outweighs the sort's ~0.1 ms: the note holds for some cases, not all",

@@ -21,7 +21,6 @@ import dataclasses
 import gc
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -110,7 +109,8 @@ def _server(kind: str | Callable[..., Any], cost: float, work: Work, **kwargs: A
 
 
 def latency_point(kind: str | Callable[..., Any], clients: int, *, cost: float = 0.002, work: Work = "sleep", size: int = 64,
-                  requests: int = 1, repeats: int = 5, timeout: float = 60.0, queued: bool | None = None) -> Point:
+                  requests: int = 1, repeats: int = 5, timeout: float = 60.0, queued: bool | None = None,
+                  stopped: Callable[[], bool] | None = None) -> Point:
     """Start a ``kind`` server, run ``clients`` concurrent clients up to ``repeats`` times; return a Point.
 
     The Point's x is N; its y is the wait of the LAST client to get its reply (the largest
@@ -135,7 +135,9 @@ def latency_point(kind: str | Callable[..., Any], clients: int, *, cost: float =
         queued = work == "cpu" or kind == "sequential"
     floor = cost * (clients if queued else 1)
     with _server(kind, cost, work) as server:
-        for _ in range(max(1, repeats)):
+        for i in range(max(1, repeats)):
+            if i and stopped is not None and stopped():  # a panel's Stop: keep the runs done so far
+                break
             result = run_load(server.address, clients, requests=requests, size=size, timeout=timeout)
             lat = result.latencies_ns
             ok = ok and result.ok
@@ -156,12 +158,12 @@ def latency_point(kind: str | Callable[..., Any], clients: int, *, cost: float =
 
 
 def _settled(lasts: Sequence[float], floor: float) -> bool:
-    """Enough runs for the minimum: one within 30 % (+ 0.5 ms) of the ``floor`` (seconds: no run
+    """Enough runs for the minimum: one within 20 % (+ 0.3 ms) of the ``floor`` (seconds: no run
     can be faster), or three runs whose two smallest agree within 10 %. Two disturbed runs can
     agree with each other, so agreement alone needs a third."""
     if not lasts:
         return False
-    if floor > 0 and min(lasts) <= 1.3 * floor * 1e9 + 0.5e6:
+    if floor > 0 and min(lasts) <= 1.2 * floor * 1e9 + 0.3e6:
         return True
     low = sorted(lasts)[:2]
     return len(lasts) >= 3 and low[1] <= 1.1 * low[0]
@@ -479,9 +481,7 @@ class LoopPanel(LessonPanel):
         self.error = ""
         self.note = ""
         self._run = PanelRun()
-        self._stop = threading.Event()
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.stop_button.on_click(lambda _b: self.stop())
+        self.stop_button = self._make_stop_button()  # LessonPanel's: hidden until a run starts
         self.box.children = (*self.box.children[:4], widgets.HBox([self.button, self.stop_button, self.progress]),
                              *self.box.children[5:])
         self.button.on_click(lambda _b: self.start_run())
@@ -500,31 +500,26 @@ class LoopPanel(LessonPanel):
                 out[label] = self.expect[label]
         return out
 
-    def stop(self) -> None:
-        """Stop the run after the point being measured (the Stop button)."""
-        if self._run.running:
-            self._stop.set()
-            self.status.value = "Stopping after the point being measured …"
+    def _queued(self, kind: str | Callable[..., Any], work: Work) -> bool:
+        return self.expected(work).get(_label(kind)) == "linear"
 
     def planned_seconds(self, ns: Sequence[int]) -> float:
-        """A lower bound of the run's measuring time: each repeat of the sequential loop takes N
-        costs, the others about one (CPU work: N costs each)."""
-        cost = self.cost.value / 1000
-        per_run = [(sum(ns) if k == "sequential" or self.work.value == "cpu" else len(ns)) * cost for k in self.kinds]
-        return 2 * sum(per_run)  # at least two repeats per point
+        """A lower bound of the run's measuring time: one run of a loop whose clients queue takes
+        N costs, of the others about one; at least two runs per point."""
+        cost, work = self.cost.value / 1000, self.work.value
+        return 2 * cost * sum(sum(ns) if self._queued(k, work) else len(ns) for k in self.kinds)
 
     def start_run(self) -> bool:
         if self._run.running:
-            self.status.value = "A run is already in progress: wait for it, or press Stop."
-            return False
+            return self._begin(lambda: None, "")  # says "already in progress", changes nothing
         ns = [n for n in self.clients.sizes if n <= self.clients.value]
         self.progress.max, self.progress.value = len(ns) * len(self.kinds), 0
-        self.button.disabled, self.stop_button.disabled = True, False
-        self._stop.clear()
         planned = self.planned_seconds(ns)
-        self.status.value = (f"Measuring {len(self.kinds)} servers at N = {', '.join(map(str, ns))} "
-                             f"(at least {planned:.0f} s; at most {RUN_BUDGET_S:g} s, then it stops) …")
-        return self._run.start(lambda: self._worker(ns))
+        text = f"Measuring {len(self.kinds)} servers at N = {', '.join(map(str, ns))}"
+        if planned > RUN_BUDGET_S:
+            text += (f": at least {planned:.0f} s, beyond the {RUN_BUDGET_S:g} s a run may take, so it will stop "
+                     "at the first point that does not fit (fewer clients or a smaller cost fit)")
+        return self._begin(lambda: self._worker(ns), text + " …", max_run_s=RUN_BUDGET_S + 10)
 
     def summary(self) -> str:
         """The verdicts of the last run, one per line (plain text)."""
@@ -574,13 +569,19 @@ class LoopPanel(LessonPanel):
             self.error = ""
             for n in ns:
                 for kind in self.kinds:
-                    if self._stop.is_set() or time.monotonic() > deadline:
-                        done = max((p.x for p in self.points), default=0)
-                        self.note = (("Stopped" if self._stop.is_set() else f"Stopped at the {RUN_BUDGET_S:g} s budget")
-                                     + f" after N = {done:g}: the verdicts below use the points measured.")
+                    done = max((p.x for p in self.points), default=0)
+                    need = cost * (n if self._queued(kind, work) else 1)  # one run of this point, at least
+                    if self._run.stopped:
+                        self.note = f"Stopped after N = {done:g}: the verdicts below use the points measured."
+                        raise _Stopped
+                    if time.monotonic() + need > deadline:
+                        self.note = (f"Stopped at the {RUN_BUDGET_S:g} s budget after N = {done:g}: one run of "
+                                     f"{_label(kind)} at N = {n} takes at least {need:.1f} s. The verdicts below "
+                                     "use the points measured.")
                         raise _Stopped
                     on_point(latency_point(kind, n, cost=cost, work=work, size=size, queued=claims.get(_label(kind))
-                                           == "linear", timeout=min(60.0, max(5.0, 3 * n * cost + 5))))
+                                           == "linear", timeout=min(60.0, max(5.0, 3 * n * cost + 5)),
+                                           stopped=lambda: self._run.stopped or time.monotonic() > deadline))
         except _Stopped:
             pass
         except Exception as exc:  # a message in the panel, never a traceback in some cell
@@ -595,7 +596,6 @@ class LoopPanel(LessonPanel):
             self.status.value = "<br>".join(html.escape(line) for line in self.summary().splitlines())
         finally:
             self.plot.finish()
-            self.button.disabled, self.stop_button.disabled = False, True
 
 
 #: The longest a LoopPanel run measures (N = 1,024 at 20 ms for the sequential loop alone would
@@ -758,27 +758,35 @@ class IdlePanel(LessonPanel):
                                    description="connections", continuous_update=False,
                                    style={"description_width": "8em"})
         self.button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = self._make_stop_button()
         self.status = widgets.HTML()
         self.results: list[IdleCost] = []
-        self.box = widgets.VBox([self.n, self.button, self.status])
+        self.error = ""
+        self.box = widgets.VBox([self.n, widgets.HBox([self.button, self.stop_button]), self.status])
         self._run = PanelRun()
         self.button.on_click(lambda _b: self.start_run())
 
     def start_run(self) -> bool:
-        if self._run.running:
-            return False
-        self.button.disabled = True
-        self.status.value = f"Opening {self.n.value:,} connections to each server …"
-        return self._run.start(self._worker)
+        n = self.n.value
+        allowed, why = threads_to_spare(n) if "threaded" in self.kinds else (n, "")
+        text = f"Opening {allowed:,} connections to each server"
+        if allowed < n:
+            text += f" ({why})"
+        return self._begin(self._worker, text + " …")
 
     def _worker(self) -> None:
         import html
 
+        self.results, self.error = [], ""
         try:
-            self.results = idle_costs(self.n.value, self.kinds)
-            lines = [str(r) for r in self.results] + [str(idle_verdict(self.results))]
+            allowed, _ = threads_to_spare(self.n.value) if "threaded" in self.kinds else (self.n.value, "")
+            for kind in self.kinds:  # Stop takes effect between the servers (each is bounded by its timeout)
+                if self._run.stopped:
+                    break
+                self.results.append(idle_cost(kind, allowed, timeout=30.0))
+            lines = [str(r) for r in self.results]
+            lines.append(self._stop_note() or str(idle_verdict(self.results)))
             self.status.value = "<br>".join(html.escape(line) for line in lines)
         except Exception as exc:
-            self.status.value = html.escape(f"The run failed: {type(exc).__name__}: {exc}")
-        finally:
-            self.button.disabled = False
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status.value = html.escape(f"The run failed: {self.error}")

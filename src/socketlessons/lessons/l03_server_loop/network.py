@@ -158,7 +158,8 @@ def judge(times_ms: dict[tuple[str, int], dict[float, float]], baseline_ms: dict
         low, high = min(times), max(times)
         work = max(times[low] - baseline_ms.get(low, low), 0.0)
         cross = crossover(times, baseline_ms)
-        head = f"{alg}, n = {n:,} ({work:.2f} ms of work per request)"
+        amount = f"{work * 1000:.0f} µs" if work < 0.1 else f"{work:.1f} ms"
+        head = f"{alg}, n = {n:,} ({amount} of work per request)"
         if cross == low:
             lines.append(f"{head}: the network, from {low:g} ms up (every latency measured)")
             nowhere = False
