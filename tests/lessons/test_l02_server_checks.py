@@ -274,6 +274,18 @@ def no_timeout(listener, clients, timeout):
                 conn.sendall(data)
 
 
+def timeout_on_listener(listener, clients, timeout):
+    listener.settimeout(timeout)  # the listener's, not the connections'
+    for _ in range(clients):
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except TimeoutError:
+                pass
+
+
 def retries_timeout(listener, clients, timeout):
     for _ in range(clients):
         conn, _ = listener.accept()
@@ -397,6 +409,7 @@ ECHO_MUTANTS = [
     (module_counter, STATE_HINT),
     (default_timeout, GLOBAL_TIMEOUT_HINT),
     (no_timeout, TIMEOUT_HINT),
+    (timeout_on_listener, TIMEOUT_HINT),
     (retries_timeout, RETRY_HINT),
     (never_closes, EOF_HINT),
     (closes_only_on_success, CLOSE_HINT),

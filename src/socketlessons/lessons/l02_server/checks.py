@@ -239,8 +239,11 @@ def _silent(server: BackgroundServer) -> None:
         if timeout is not None:
             raise NotYet(f"client 3 connected and stayed silent; its connection had a {timeout:g} s timeout, yet "
                          f"after {waited:g} s your server was still waiting for it", RETRY_HINT)
+        listener = server._listener
+        misplaced = (" Your listening socket has a timeout, but a socket accept() returns does not inherit it."
+                     if listener is not None and listener.fileno() != -1 and listener.gettimeout() is not None else "")
         raise NotYet(f"client 3 connected and stayed silent; after {waited:g} s your server was still waiting "
-                     "for it, so no other client could be served", TIMEOUT_HINT)
+                     f"for it, so no other client could be served.{misplaced}", TIMEOUT_HINT)
     [rec] = silent.wait()
     _learner_error(server)
     expect(not rec.received, f"client 3 sent nothing and {_describe(rec)}: bytes another client sent", STATE_HINT)
