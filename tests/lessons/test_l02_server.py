@@ -283,3 +283,23 @@ def test_accept_figure_draws_the_delay_as_a_reference_line():
     assert "the client's delay" in labels and ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="accept_waits"):
         ls.accept_figure([])
+
+
+@settings(max_examples=40, deadline=None)
+@given(lows=st.lists(st.floats(1_000, 1e6), min_size=HEADLINE_MIN_POINTS, max_size=9))
+def test_listen_verdict_quotes_the_range_it_was_given(lows):
+    v = ls.listen_verdict(_points(SIZES[:len(lows)], lows))
+    assert f"took {min(lows) / 1000:.1f} to {max(lows) / 1000:.1f} µs" in v.text, v.text
+    assert f"with 1 to {SIZES[len(lows) - 1]} other listeners open" in v.text
+
+
+@settings(max_examples=40, deadline=None)
+@given(cpu_ms=st.lists(st.floats(0.001, 300), min_size=2, max_size=4), cost_ns=st.floats(500, 1e6))
+def test_accept_verdict_quotes_its_numbers_and_judges_by_the_share(cpu_ms, cost_ns):
+    delays = [0.05, 0.1, 0.2, 0.4][:len(cpu_ms)]
+    cost = summarize([cost_ns] * 7)
+    v = ls.accept_verdict(_waits(delays, cpu_ms), cost)
+    share = max(c * 1e6 / (d * 1e9 + 2e6) for c, d in zip(cpu_ms, delays))
+    assert v.status == ("refined" if share < 0.05 else "contradicted"), v.text
+    assert f"{min(cpu_ms):.2f} to {max(cpu_ms):.2f} ms of CPU" in v.text and f"{share:.1%}" in v.text
+    assert f"{cost_ns / 1e3:.3g} µs (10th percentile of 7 rounds)" in v.text
