@@ -193,7 +193,7 @@ def test_socket_verdict_is_computed_from_the_points():
     assert v.status == "confirmed" and "256 connections open" in v.text and "1.3 µs with 1 open" in v.text
     growing = _points([1, 8, 64, 256], [1_300, 10_400, 83_200, 332_800])
     v = lc.socket_verdict(growing)
-    assert v.status == "contradicted" and "333 µs with 256 open" in v.text and "2.6e+02×" in v.text
+    assert v.status == "contradicted" and "333 µs with 256 open" in v.text and "256×" in v.text
 
 
 SEND_XS = list(lc.SEND_SIZES)
@@ -308,3 +308,27 @@ def test_every_claim_returns_a_status_and_leaks_nothing(no_leaks):
     assert {c.name for c in CLAIMS} >= {"socket() is O(1)", "send() is O(k)"}
     for claim in CLAIMS:
         assert claim.run() in ("confirmed", "refined", "contradicted", "inconclusive"), claim.name
+
+
+def test_send_verdict_states_the_numbers_it_was_given():
+    """Property: whatever fixed cost and cost per byte the points carry, the verdict prints those."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(fixed=st.floats(100, 50_000), per_byte=st.floats(0.01, 5))
+    def check(fixed, per_byte):
+        ys = [fixed + per_byte * x for x in SEND_XS]
+        verdict, measured, _ = lc.send_verdict(_points(SEND_XS, ys))
+        smallest = lc._fmt_ns(fixed + per_byte * SEND_XS[0])
+        assert measured.startswith(smallest + " + ")
+        if verdict.status == "refined" and "Refined for small k" in verdict.text:
+            assert f"a fixed {smallest}" in verdict.text
+        big = [i for i, x in enumerate(SEND_XS) if x >= lc.SEND_FIT_FROM]
+        fitted = lc.fit_affine([SEND_XS[i] for i in big], [ys[i] for i in big]).per_unit_ns
+        if "confirmed for large k" in verdict.text:
+            assert f"{fitted:.3g} ns per byte" in verdict.text and f"{1 / fitted:.3g} GB/s" in verdict.text
+        else:  # a fixed cost this large bends the fitted range: sub-linear, and the verdict says why
+            assert "sub-linear" in verdict.text and smallest in verdict.text
+
+    check()

@@ -16,8 +16,9 @@ and on a classroom host with every core busy.
    ``\\xff`` at the edges, so ``strip()``, line-end handling and decoding show;
 2. paces 48 bytes in pieces of 1 to 3 bytes, each sent only once the previous one was read,
    read as two messages of 24: a single ``recv`` gets 1 byte, a loop bounded by a count stops
-   short, replacing instead of appending keeps the last piece, prepending reverses them. It
-   lasts about half a second, so a busy loop shows in the CPU time (the core's busy check);
+   short, replacing instead of appending keeps the last piece, prepending reverses them; a
+   non-blocking loop that asks again at once shows as hundreds of recv calls (counted, so at
+   any load; the core's CPU-time check sees it too);
 3. 256 KiB written by another thread while the learner reads;
 4. 3 bytes, then the end of the stream, when 10 were asked for: no ``b""`` check loops for
    ever, a ``break`` returns 3 bytes instead of raising ``EOFError``.
@@ -25,7 +26,8 @@ and on a classroom host with every core busy.
 ``check_send_all`` gives the learner's ``send_all(sock, data)`` a real connected socket whose
 ``send()`` takes at most half of what it is given (at most 64 KiB), as a full send buffer
 does, and records every call; the far end reads slowly (so a non-blocking spinner spins) and
-keeps every byte. It catches: a single ``send``; a loop bounded by a count; the last piece's
+keeps every byte. It catches: a non-blocking spinner (hundreds of send() calls refused with
+BlockingIOError); a single ``send``; a loop bounded by a count; the last piece's
 return ignored; fixed-size chunks that ignore each return (gaps); resending from the start
 (duplicates); bytes added or altered; ``sendall`` instead of ``send``; a wrong count of calls.
 """
@@ -41,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ...checks._core import DidNotReturn, NotYet, call, checker, expect
+from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect
 
 __all__ = ["check_recv_exactly", "check_send_all"]
 
@@ -84,11 +86,11 @@ SENDALL_HINT = "this exercise is to write sendall yourself: use only sock.send(.
 
 #: Bytes of the big payloads (many calls needed, still quick).
 BIG = 256 * 1024
-SEND_BIG = 1024 * 1024
+SEND_BIG = 512 * 1024
 #: Most one send() of the checker's socket takes (it takes at most half of what it is given).
 MAX_TAKE = 64 * 1024
-#: Pause between paced pieces: about half a second in all, so a busy loop is long enough to see.
-PACE_S = 0.015
+#: Pause between paced pieces (a spinner shows in the recv calls it makes meanwhile).
+PACE_S = 0.005
 #: Longest the checker waits for the learner's side to read a paced piece (then it stops pacing).
 CONSUME_WAIT_S = 3.0
 
@@ -234,6 +236,17 @@ def _swapped(got: bytes, expected: bytes) -> bool:
         any(got.endswith(expected[:k]) for k in range(1, n))
 
 
+#: More calls than this for one paced message (12 pieces) or one send_all means asking again at
+#: once instead of waiting: counted, not timed, so it shows however busy the machine is.
+SPIN_CALLS = 200
+
+
+def _judge_spin(calls: int, said: str) -> None:
+    if calls > SPIN_CALLS:
+        raise NotYet(f"{said.format(calls=calls)}: on a non-blocking socket it asked again at once instead of "
+                     "waiting", BUSY_HINT)
+
+
 def _read(recv_exactly: Callable[..., Any], sock: _CountingSocket, n: int, timeout: float) -> Any:
     sock.calls = sock.got = 0
     try:
@@ -288,10 +301,12 @@ def check_recv_exactly(recv_exactly: Callable[..., Any]) -> str:
     with _pair() as (sock, peer):
         pacer = _Pacer(sock, peer, pieces)
         try:
-            got = _read(recv_exactly, sock, 24, timeout=4)
-            _judge_read(got, message[:24], "24 bytes arriving 1 to 3 at a time", sock.calls)
-            got = _read(recv_exactly, sock, 24, timeout=4)
-            _judge_read(got, message[24:], "the next 24 bytes, 1 to 3 at a time", sock.calls)
+            for what, expected in (("24 bytes arriving 1 to 3 at a time", message[:24]),
+                                   ("the next 24 bytes, 1 to 3 at a time", message[24:])):
+                got = _read(recv_exactly, sock, 24, timeout=4)
+                _judge_read(got, expected, what, sock.calls)
+                _judge_spin(sock.calls, "your function called recv() {calls:,} times to read 24 bytes that "
+                            "arrived in 12 pieces")
         finally:
             pacer.stop()
 
@@ -345,6 +360,7 @@ class _HalfTaking:
     def __init__(self, sock: socket.socket, data: bytes) -> None:
         self._sock, self._data = sock, bytes(data)
         self.calls = 0
+        self.refused = 0  # send() calls that raised BlockingIOError (no room yet)
         self.taken = 0  # bytes taken so far, in stream order
         #: one (position before, bytes given, bytes taken, given starts at position, head of given)
         self.trace: list[tuple[int, int, int, bool, bytes]] = []
@@ -353,7 +369,11 @@ class _HalfTaking:
         view = memoryview(data).cast("B")  # a str raises TypeError here, as a real send would
         size = len(view)
         cap = size if size <= 1 else min(MAX_TAKE, (size + 1) // 2)
-        took = self._sock.send(view[:cap], flags)
+        try:
+            took = self._sock.send(view[:cap], flags)
+        except BlockingIOError:  # a non-blocking socket with no room: counted, then raised as usual
+            self.refused += 1
+            raise
         head = bytes(view[:_HEAD])
         pos = self.taken
         self.trace.append((pos, size, took, head == self._data[pos:pos + _HEAD], head))
@@ -470,6 +490,8 @@ def check_send_all(send_all: Callable[..., Any]) -> str:
         finally:
             peer.close()
         _judge_sent(got, data, wrapped, count)
+        _judge_spin(wrapped.refused, "{calls:,} of your send() calls raised BlockingIOError (no room yet) "
+                    f"while sending {len(data):,} bytes")
         results.append(wrapped.calls)
     return (f"{SEND_BIG // 1024} KiB took {results[0]} send() calls and 5 bytes took {results[1]}, through a "
             "socket whose send() took at most half of what it was given, and every byte arrived once, in order")

@@ -479,6 +479,10 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def _fmt_ratio(r: float) -> str:
+    return f"{r:,.0f}×" if r >= 10 else f"{r:.2f}×"
+
+
 def _load_seen(points: Sequence[Point]) -> str:
     loads = [p.extra["load"] for p in points if isinstance(p.extra.get("load"), float) and not math.isnan(p.extra["load"])]
     if not loads:
@@ -507,7 +511,7 @@ def socket_verdict(points: Sequence[Point]) -> Verdict:
                        f"{_why_inconclusive(growth, points, 'hold a wider range of connections open')}.")
     lo, hi = min(points, key=lambda p: p.x), max(points, key=lambda p: p.x)
     span = (f"{_fmt_ns(cost(lo))} with {lo.x:,.0f} open, {_fmt_ns(cost(hi))} with {hi.x:,.0f} open "
-            f"({cost(hi) / cost(lo):.2g}×; slope {growth.slope:.2f} ± {growth.slope_error:.2f} on a log-log scale)")
+            f"({_fmt_ratio(cost(hi) / cost(lo))}; slope {growth.slope:.2f} ± {growth.slope_error:.2f} on a log-log scale)")
     if growth.label == "constant":
         return Verdict("confirmed", f"{claim}: confirmed, {span}: it does not grow with the connections open.")
     status = compare(claim, "constant", growth).status
@@ -614,7 +618,7 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
             return Verdict("refined", text), measured, growth
         return Verdict("confirmed", text), measured, growth
     if growth.label == "sub-linear":
-        return (Verdict("refined", f"{claim}: refined, {slope}: the time grew more slowly than k, because a fixed "
+        return (Verdict("refined", f"{claim}: refined, {slope} (sub-linear): the time grew more slowly than k, because a fixed "
                                    f"cost per call ({_fmt_ns(fixed)}) is still a large share at these sizes; "
                                    "sweep up to larger payloads to see the per-byte part alone."), measured, growth)
     if growth.label in ("super-linear", "quadratic"):
@@ -662,13 +666,13 @@ def recv_verdicts(by_bufsize: Sequence[Point], one_recv: Sequence[Point],
     growth = fit_growth([p.x for p in one_recv], [cost(p) for p in one_recv])
     size_ratio, time_ratio = hi.x / lo.x, cost(hi) / cost(lo)
     detail = (f"With one byte waiting, the buffer grew {size_ratio:,.0f}× ({_fmt_bytes(lo.x)} to "
-              f"{_fmt_bytes(hi.x)}) and the time {time_ratio:.2g}× ({_fmt_ns(cost(lo))} to "
+              f"{_fmt_bytes(hi.x)}) and the time {_fmt_ratio(time_ratio)} ({_fmt_ns(cost(lo))} to "
               f"{_fmt_ns(cost(hi))}, slope {growth.slope:.2f})")
     if len(full) >= 2:
         per_byte = fit_affine([p.x for p in full], [cost(p) for p in full]).per_unit_ns
         flo, fhi = min(full, key=lambda p: p.x), max(full, key=lambda p: p.x)
         detail += (f". With bufsize bytes waiting, each byte returned added about {per_byte:.2g} ns (the copy): "
-                   f"recv({_fmt_bytes(fhi.x)}) of a full buffer cost {cost(fhi) / cost(flo):.2g}× "
+                   f"recv({_fmt_bytes(fhi.x)}) of a full buffer cost {_fmt_ratio(cost(fhi) / cost(flo))} "
                    f"recv({_fmt_bytes(flo.x)})")
     if growth.label in ("constant", "sub-linear") and time_ratio < size_ratio / 100:
         second = Verdict("refined", f"recv() is O(k) with k = buffer size: refined. {detail}. A recv costs a "
