@@ -205,6 +205,20 @@ def test_page_link_direct_and_through_the_proxy(monkeypatch):
         page_link(80, "x")
 
 
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="timeout"):
+        curl("http://127.0.0.1:1/", timeout=float("nan"))
+    with pytest.raises(TypeError, match="url"):
+        curl(b"http://127.0.0.1:1/")
+    with pytest.raises(TypeError, match="result"):
+        ratio_figure([1, 2], title="", ylabel="", line=1, line_label="")
+    result = keepalive_verdict(_rounds([3, 3, 3]), _rounds([1, 1, 1]))
+    with pytest.raises(ValueError, match="line"):
+        ratio_figure(result, title="", ylabel="", line=float("inf"), line_label="")
+    with pytest.raises(ValueError, match="loopback|127.0.0.1|host"):
+        StdlibHTTPServer("0.0.0.0")
+
+
 def test_curl_refuses_addresses_off_this_machine():
     if shutil.which("curl") is None:
         assert curl("http://127.0.0.1:1/") is None

@@ -255,6 +255,10 @@ def page_link(port: int, path: str = "/") -> PageLink:
 
 def curl(url: str, *args: str, timeout: float = CURL_TIMEOUT_S) -> subprocess.CompletedProcess[bytes] | None:
     """Run ``curl --silent --show-error ARGS URL`` (None when curl is not installed)."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str like 'http://127.0.0.1:PORT/', not {type(url).__name__}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 120:
+        raise ValueError(f"timeout must be between 0 and 120 seconds, got {timeout!r}")
     exe = shutil.which("curl")
     if exe is None:
         return None
@@ -430,6 +434,11 @@ def handshake_verdict(plain_rounds: Sequence[Sequence[int]], tls_rounds: Sequenc
 
 def ratio_figure(result: RatioResult, *, title: str, ylabel: str, line: float, line_label: str) -> Any:
     """The per-round ratios (one dot per round), their median, and the verdict's line."""
+    if not isinstance(result, RatioResult):
+        raise TypeError(f"result must be what keepalive_verdict or handshake_verdict returned, not "
+                        f"{type(result).__name__}")
+    if isinstance(line, bool) or not isinstance(line, (int, float)) or not 0 < line < math.inf:
+        raise ValueError(f"line must be a positive finite ratio (the verdict's threshold), got {line!r}")
     from ...plots import PALETTE, to_png
     from .._figures import Shown
 
