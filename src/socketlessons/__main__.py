@@ -6,7 +6,8 @@
     python -m socketlessons serve udp-echo --loss 0.2 --seed 1
 
 ``lab`` opens the lessons in JupyterLab (``--no-browser`` and ``--port`` for a remote machine;
-the URL is printed last); ``links --repo URL`` prints the Binder and nbgitpuller links of a fork.
+the URL is printed last); ``links --repo URL`` prints the Binder and nbgitpuller links of a fork;
+``progress FOLDER`` prints who passed which exercise, from the students' saved notebooks.
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     link.add_argument("--repo", required=True, help="your fork's URL, e.g. https://github.com/YOU/socketlessons")
     link.add_argument("--hub", default=None, help="your JupyterHub's URL, for the nbgitpuller link")
     link.add_argument("--branch", default="main", help="the branch to hand out (default: main)")
+    prog = sub.add_parser("progress", help="who passed which exercise, from saved student notebooks")
+    prog.add_argument("paths", nargs="+", help="folders holding one folder per student, or notebooks")
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -217,6 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         except ValueError as exc:
             parser.error(str(exc))
+    if args.command == "progress":
+        from .progress import exercises_in_course_order, read_progress
+
+        try:
+            found = read_progress(args.paths)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(found.table(exercises_in_course_order()))
+        return 0
     if args.command == "links":
         try:
             found = links(args.repo, hub=args.hub, branch=args.branch)
