@@ -155,6 +155,12 @@ def test_the_probe_sees_what_it_checks():
     a.probe["accept"] = [[["127.0.0.1", 1000], ["127.0.0.1", 5000]]]
     b.probe["accept"] = [[["::", 2000], ["127.0.0.1", 6000]]]
     assert cross_talk([a, b])[0] == []
+    # A connection from a child process the kernel started (lesson 09's curl) is its own traffic;
+    # the same peer without a known child is not.
+    a.probe["accept"].append([["127.0.0.1", 1000], ["127.0.0.1", 7000], 4242])
+    assert cross_talk([a, b])[0] == []
+    a.probe["accept"][-1][2] = None
+    assert len(cross_talk([a, b])[0]) == 1
 
     def server(start: int, stop: int) -> dict:
         return {"1": {"address": ["127.0.0.1", 1000], "udp": False, "start_ns": start, "stop_ns": stop}}

@@ -6,7 +6,7 @@ fixes included), with the built-in ``dummy`` authenticator and ``simple`` spawne
 users), and ``configurable-http-proxy`` from npm. The lessons come from a ``git daemon`` on
 127.0.0.1 serving a bare clone of this checkout. Every student goes the path a browser takes:
 the login form (cookies), the nbgitpuller link through the hub's OAuth to their own server, the
-Contents and Sessions APIs, and the kernel's websocket for every cell, with the classroom test's
+Contents and Sessions APIs, and the kernel's websocket for every cell of lessons 00, 03 and 09, with the classroom test's
 cross-talk probe installed first in each kernel. Then each student edits a notebook (as autosave
 would), the teacher pushes a change, and every student re-pulls: the change arrives and the edit
 stays. One student also follows the link in the real browser (chromium) and sees lesson 00's
@@ -44,7 +44,7 @@ from .jupyter_harness import terminate
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "docs" / "hub" / "jupyterhub_config.py"
 STUDENTS = int(os.environ.get("SOCKETLESSONS_HUB_STUDENTS", "10"))
-LESSONS = ["00_welcome", "03_server_loop"]
+LESSONS = ["00_welcome", "03_server_loop", "09_real_protocols"]
 HOW_TO_ENABLE = ("install the proxy with 'npm install --prefix .venv/node configurable-http-proxy@5' "
                  "(make test does it when npm is present)")
 #: Bounded waits, sized for a busy 2-core host (measured: 30 servers up in 46-54 s).
