@@ -19,8 +19,11 @@ from .jupyter_harness import NOTEBOOK_DIR, LessonKernel, copy_notebooks
 SOLVED = {
     "01_client": {"recv_exactly": "", "send_all": ""},
     "02_server": {"echo_server": "", "open_server": ""},
+    "04_udp": {"recv_datagram": "import socket\n", "ping": "import socket\nimport time\n"},
     "05_best_practices": {"fetch": "import socket\n", "fetch_all": "import asyncio\n"},
     "06_framing": {"read_lines": "", "read_message": "import struct\nfrom socketlessons.framing import recv_exactly\n"},
+    "09_real_protocols": {"read_requests": "MAX_HEAD = 8192\n", "send_response": "import http\n",
+                          "tls_echo": "import socket, ssl\n"},
 }
 RERUN = ["01_client", "02_server"]
 
