@@ -593,14 +593,18 @@ def test_solutions_can_be_shown():
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_checkers_give_the_same_verdict_20_times():
-    """The references and the mutant whose verdict depends on timing (the busy loop's share of
-    a core), 20 runs each. Mutants that fail by construction run fewer times, to keep the test
-    near a minute quiet (about 2 minutes at load 7 on 2 cores): one send() cannot take 16 MiB
-    while the server is not reading (5 runs); a batch of two can never have all eight requests
-    in progress, and a socket without timeout never returns from a silent server (2 runs)."""
-    cases = [(check_fetch, fetch, None, 20), (check_fetch, ignores_send_result, SENDALL_HINT, 5),
-             (check_fetch, busy_polling, BUSY_HINT, 20), (check_fetch, no_timeout, TIMEOUT_HINT, 2),
-             (check_fetch_all, fetch_all, None, 20), (check_fetch_all, two_at_a_time, PARTIAL_HINT, 2),
+    """The references 20 runs each; the mutants whose verdict rests on timing fewer: busy loops
+    (a share of CPU time, 10 runs), loops that stop early (they would pass if a busy machine
+    glued every piece, 5 runs); mutants that fail by construction 2-3 runs (one send() cannot
+    take 16 MiB while the server is not reading; a batch of two never has all eight requests in
+    progress; a socket without timeout never returns from a silent server). About a minute
+    quiet; 2-3 minutes at load 10 on 2 cores."""
+    cases = [(check_fetch, fetch, None, 20), (check_fetch, busy_polling, BUSY_HINT, 10),
+             (check_fetch, single_recv, LOOP_HINT, 5), (check_fetch, bounded_by_count, COUNT_HINT, 5),
+             (check_fetch, bounded_by_request_length, COUNT_HINT, 5),
+             (check_fetch, ignores_send_result, SENDALL_HINT, 3), (check_fetch, no_timeout, TIMEOUT_HINT, 2),
+             (check_fetch_all, fetch_all, None, 20), (check_fetch_all, spins_on_done, BUSY_HINT, 10),
+             (check_fetch_all, single_read, READ_HINT, 5), (check_fetch_all, two_at_a_time, PARTIAL_HINT, 2),
              (check_fetch_all, one_after_another, GATHER_HINT, 2)]
     for check, fn, hint, runs in cases:
         verdicts = {(r.passed, r.hint) for r in (check(fn) for _ in range(runs))}

@@ -3,7 +3,7 @@
 ``check_fetch`` runs the learner's ``fetch(address, request, timeout)`` three times:
 
 1. against a server that reads the request until the client's half-close, then replies in
-   4-byte pieces (with spaces and ``b"\\r\\n"`` in the reply) and closes: catches a single
+   2-byte pieces (with spaces and ``b"\\r\\n"`` in the reply) and closes: catches a single
    ``recv``, a loop bounded by a count or a length, a stripped reply, no half-close;
 2. with a 16 MiB request to a server that starts reading late, so one ``send()`` cannot take
    it all: the server counts and hashes what arrived (an ignored ``send()`` result); the reply
@@ -68,17 +68,32 @@ BIG_REQUEST = 16 * 1024 * 1024
 LATE_READ_S = 0.05
 
 
+#: The reply goes out in pieces this small, this far apart: about 50 pieces over 0.15 s, so
+#: that a loop bounded by a count or by the request's length stops early even on a machine so
+#: busy that the client falls behind and finds several pieces glued in one recv.
+PIECE, PAUSE_S = 2, 0.003
+#: ...except after the first piece: a single recv then returns that piece alone (the client
+#: would have to stall 30 ms between waking up and reading to see more), so "one recv" and
+#: "a few recvs" are told apart by what came back.
+FIRST_PAUSE_S = 0.03
+
+
+def _reply(n: int, head: bytes) -> bytes:
+    """The reply to an ``n``-byte request starting with ``head``: longer than the request itself."""
+    return b"  got %d bytes: " % n + head + b" -- and this reply is longer than the request \r\n"
+
+
 class ReplyAfterEOFServer(TCPServer):
     """Reads a request until the client's half-close, then replies in pieces and closes.
 
-    The reply is ``b"  got N bytes: "`` + the request's first 40 bytes + ``b" \\r\\n"``.
+    The reply (``_reply``) quotes the request's size and first 40 bytes, and is longer than it.
     ``requests`` records ``(bytes received, sha256 digest)`` per connection, so a checker can
     compare what arrived with what was meant to be sent, byte for byte.
     """
 
     kind = "reply-after-eof"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, piece: int = 4, pause: float = 0.002,
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, piece: int = PIECE, pause: float = PAUSE_S,
                  read_delay: float = 0.0, **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
         self.piece, self.pause, self.read_delay = piece, pause, read_delay
@@ -86,7 +101,7 @@ class ReplyAfterEOFServer(TCPServer):
 
     @staticmethod
     def reply_for(request: bytes) -> bytes:
-        return b"  got %d bytes: " % len(request) + request[:40] + b" \r\n"
+        return _reply(len(request), request[:40])
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
         if self.read_delay and self._stopping.wait(self.read_delay):
@@ -97,9 +112,10 @@ class ReplyAfterEOFServer(TCPServer):
             head = head if len(head) >= 40 else (head + data)[:40]
             n += len(data)
         self.requests.append((n, digest.digest()))
-        reply = b"  got %d bytes: " % n + head + b" \r\n"
+        reply = _reply(n, head)
         for i in range(0, len(reply), self.piece):
-            if i and self._stopping.wait(self.pause):
+            # a longer pause after the first piece: a single recv gets exactly that piece
+            if i and self._stopping.wait(FIRST_PAUSE_S if i == self.piece else self.pause):
                 return
             self._send(conn, stats, reply[i : i + self.piece])
         conn.shutdown(socket.SHUT_WR)
@@ -134,10 +150,11 @@ def check_fetch(fetch: Callable[..., Any]) -> str:
     expected = ReplyAfterEOFServer.reply_for(request)
     got, _ = _fetch_once(fetch, request, 0.0)
     if got != expected:
-        shown = f"expected the whole {len(expected)}-byte reply {expected!r}, got {len(got)} bytes: {got[:30]!r}"
+        shown = (f"expected the whole {len(expected)}-byte reply ({expected[:20]!r}…{expected[-12:]!r}), got "
+                 f"{len(got)} bytes: {got[:24]!r}{'…' if len(got) > 24 else ''}")
         if got and got in (expected.strip(), expected.rstrip(), expected.lstrip()):
             raise NotYet(shown, STRIP_HINT)
-        if expected.startswith(got) and len(got) > 4:
+        if expected.startswith(got) and len(got) > PIECE:  # more than the first piece: several recvs
             raise NotYet(shown, COUNT_HINT)
         raise NotYet(shown, LOOP_HINT)
 
@@ -195,6 +212,11 @@ BARRIER_PATIENCE_S = 2.0
 REQUESTS = [b"request 0", b"  request 1  ", b"request 2\r\n", b"line one\nline two", b"request 4\t",
             b"request 5: " + b"." * 40, b"\r\nrequest 6", b"request 7 \n"]
 SECOND_REQUESTS = [b"second call a", b"second call b ", b"second call c\r\n"]
+#: The pause after each echo's first piece (see ``BarrierEchoServer._echo``).
+ECHO_FIRST_PAUSE_S = 0.05
+#: fetch_all's timeout against the silent server: long enough that a busy loop waiting for it
+#: uses a measurable share of CPU even when every core is busy (the shared busy-loop check).
+ASYNC_SILENT_TIMEOUT_S = 0.6
 
 
 class BarrierEchoServer(TCPServer):
@@ -223,7 +245,9 @@ class BarrierEchoServer(TCPServer):
 
     def _echo(self, conn: socket.socket, stats: ConnectionStats, data: bytes) -> bool:
         for i in range(0, len(data), self.piece):
-            if i and self._stopping.wait(self.pause):
+            # a longer pause after the first piece: a single read() gets exactly that piece, however
+            # busy the machine (the client would have to stall 50 ms between waking and reading)
+            if i and self._stopping.wait(ECHO_FIRST_PAUSE_S if i == self.piece else self.pause):
                 return False
             self._send(conn, stats, data[i : i + self.piece])
         return True
@@ -301,14 +325,15 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
     with recording_resource_warnings() as leaked:
         with HangingServer() as silent:
             try:
-                call(_run_async, fetch_all, silent.address, SECOND_REQUESTS, SILENT_TIMEOUT_S,
-                     timeout=SILENT_TIMEOUT_S + SLACK_S, on_timeout=silent.stop)
+                call(_run_async, fetch_all, silent.address, SECOND_REQUESTS, ASYNC_SILENT_TIMEOUT_S,
+                     timeout=ASYNC_SILENT_TIMEOUT_S + SLACK_S, on_timeout=silent.stop)
             except DidNotReturn:
                 outcome = "hung"
             except (TimeoutError, asyncio.TimeoutError):
                 outcome = "timed out"
     expect(outcome != "hung", f"against a silent server fetch_all did not return within "
-           f"{SILENT_TIMEOUT_S + SLACK_S:g} s (its timeout argument was {SILENT_TIMEOUT_S} s)", ASYNC_TIMEOUT_HINT)
+           f"{ASYNC_SILENT_TIMEOUT_S + SLACK_S:g} s (its timeout argument was {ASYNC_SILENT_TIMEOUT_S} s)",
+           ASYNC_TIMEOUT_HINT)
     expect(outcome == "timed out", "against a silent server fetch_all returned instead of raising TimeoutError",
            ASYNC_PROPAGATE_HINT)
     expect(not leaked, "a connection was left open when the server stayed silent", ASYNC_CLOSE_HINT)
