@@ -22,6 +22,8 @@ SOLVED = {
     "04_udp": {"recv_datagram": "import socket\n", "ping": "import socket\nimport time\n"},
     "05_best_practices": {"fetch": "import socket\n", "fetch_all": "import asyncio\n"},
     "06_framing": {"read_lines": "", "read_message": "import struct\nfrom socketlessons.framing import recv_exactly\n"},
+    "07_ipv6_and_versions": {"connect_first": "from typing import Any\n", "ask": ""},
+    "08_under_the_hood": {"nodelay_client": "", "send_request": ""},
     "09_real_protocols": {"read_requests": "MAX_HEAD = 8192\n", "send_response": "import http\n",
                           "tls_echo": "import socket, ssl\n"},
 }
