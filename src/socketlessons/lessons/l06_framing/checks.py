@@ -46,6 +46,9 @@ DEADLINE_S = 2.0
 #: 0.35 s a spinner used 0.14-0.21 s of CPU at load 9 on 2 cores, and 1 run in 20 slipped under
 #: the check's 0.08 s; 0.6 s doubles the margin).
 DRIBBLE_S = 0.6
+#: ...with a longer pause after the first piece, so that a single recv returns that piece alone
+#: even when a busy machine makes the reader late (a header read with one recv(4) must fail).
+FIRST_PAUSE_S = 0.06
 
 GLUED_LINES_HINT = ("one recv can hold several lines, or part of one: collect the bytes in a buffer and cut "
                     "it at every b'\\n' (buffer.split(b'\\n'))")
@@ -98,9 +101,11 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
     did not return), never raising it: the checker decides what it means.
     """
     results: list[Any] = []
+    dribbled = pause is None
     if pause is None:  # spread the pieces over DRIBBLE_S
         pause = DRIBBLE_S / max(1, len(cut(payload, chunks)) - 1)
-    with ScriptedServer(payload, chunks=chunks, pause=pause) as server, \
+    first = max(pause, FIRST_PAUSE_S) if dribbled else pause
+    with ScriptedServer(payload, chunks=chunks, pause=pause, first_pause=first) as server, \
             socket.create_connection(server.address, timeout=SOCKET_TIMEOUT_S) as sock:
         for _ in range(calls):
             try:

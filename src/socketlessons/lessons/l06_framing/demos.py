@@ -101,14 +101,20 @@ class ScriptedServer(TCPServer):
         seed: for ``"random"`` cuts.
         close: after the last piece, ``shutdown(SHUT_WR)`` (the client's ``recv`` then returns
             ``b""``); with ``close=False`` the server stays silent until the client leaves.
+        first_pause: the pause after the first piece only (default: ``pause``); a long one
+            makes sure a reader's first ``recv`` returns the first piece alone, however busy
+            the machine.
     """
 
     kind = "scripted"
 
     def __init__(self, payload: bytes, host: str = "127.0.0.1", port: int = 0, *,
                  chunks: str | Sequence[int] = "whole", pause: float = 0.001, seed: int = 0,
-                 close: bool = True, **kwargs: Any) -> None:
+                 close: bool = True, first_pause: float | None = None, **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
+        if first_pause is not None and not 0 <= first_pause <= 1:
+            raise ValueError(f"first_pause must be between 0 and 1 second, got {first_pause!r}")
+        self.first_pause = pause if first_pause is None else first_pause
         if not isinstance(payload, (bytes, bytearray)):
             raise TypeError(f"payload must be bytes, not {type(payload).__name__}: encode text first")
         if not 0 <= pause <= 1:
@@ -121,11 +127,12 @@ class ScriptedServer(TCPServer):
 
     def _settings(self) -> dict[str, Any]:
         return {**super()._settings(), "payload": self.payload, "chunks": self.chunks,
-                "pause": self.pause, "seed": self.seed, "close": self.close}
+                "pause": self.pause, "seed": self.seed, "close": self.close, "first_pause": self.first_pause}
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
         for i, piece in enumerate(self.pieces):
-            if i and self.pause and self._stopping.wait(self.pause):
+            wait = self.first_pause if i == 1 else self.pause
+            if i and wait and self._stopping.wait(wait):
                 return
             self._send(conn, stats, piece)
         if self.close:
