@@ -8,11 +8,13 @@ import asyncio
 import concurrent.futures
 import functools
 import selectors
+import socket
 import threading
 import time
 
 import pytest
 
+from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT
 from socketlessons.lessons.l03_server_loop import check_echo_until_eof, check_serve_concurrently
 from socketlessons.lessons.l03_server_loop import checks as c
 from socketlessons.lessons.l03_server_loop.solutions import echo_until_eof, serve_concurrently
@@ -155,6 +157,32 @@ def module_level_buffer(conn):  # state that outlives the call: leftovers go to 
             pass
 
 
+def spins_on_non_blocking(conn):  # busy loop: asks again at once instead of waiting
+    conn.setblocking(False)
+    with conn:
+        try:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[conn.send(view):]
+                    except BlockingIOError:
+                        continue
+        except ConnectionError:
+            pass
+
+
+def sets_the_default_timeout(conn):  # "set timeouts", for every socket of the kernel
+    socket.setdefaulttimeout(5)
+    echo_until_eof(conn)
+
+
 ECHO_MUTANTS = [
     (echo_stub, "`...` body", "write the function"),
     (no_eof_check, "did not return", c.EOF_HINT),
@@ -171,6 +199,8 @@ ECHO_MUTANTS = [
     (timeout_taken_for_the_end, "during the pause", c.PAUSE_HINT),
     (timeout_raises, "raised TimeoutError", c.PAUSE_HINT),
     (module_level_buffer, "got back b'goodbye", c.STATE_HINT),
+    (spins_on_non_blocking, "a busy loop", BUSY_HINT),
+    (sets_the_default_timeout, "", GLOBAL_TIMEOUT_HINT),
 ]
 
 
@@ -491,6 +521,7 @@ def _twenty(case: str) -> list[tuple[bool, str]]:
     the whole process's descriptors, so two checkers must not share one)."""
     check, fn = {"echo ref": (check_echo_until_eof, echo_until_eof),
                  "echo timeout": (check_echo_until_eof, timeout_taken_for_the_end),
+                 "echo spin": (check_echo_until_eof, spins_on_non_blocking),
                  "serve ref": (check_serve_concurrently, serve_concurrently),
                  "serve pool": (check_serve_concurrently, pool_of_two)}[case]
     return [(r.passed, r.hint) for r in (check(fn) for _ in range(20))]
@@ -499,12 +530,13 @@ def _twenty(case: str) -> list[tuple[bool, str]]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_twenty_runs_same_verdict():
-    """Each checker on its reference and on the mutant that sits nearest a margin (a 0.2 s timeout
-    against the 0.6 s pause; a pool of two against the 1 s gathering wait), 20 times each, two
+    """Each checker on its reference and on the mutants that sit nearest a margin (a 0.2 s timeout
+    against the 0.6 s pause; a spinning loop against the busy-CPU threshold; a pool of two against
+    the 1 s gathering wait), 20 times each, two
     processes at a time (which also keeps the machine busy for both)."""
     import multiprocessing
 
-    want = {"echo ref": True, "echo timeout": False, "serve ref": True, "serve pool": False}
+    want = {"echo ref": True, "echo timeout": False, "echo spin": False, "serve ref": True, "serve pool": False}
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         seen = dict(zip(want, pool.map(_twenty, want)))
     for case, verdicts in seen.items():

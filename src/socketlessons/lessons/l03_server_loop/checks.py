@@ -14,6 +14,9 @@ a loop bounded by a count; during the pause: a timeout taken for the end), so ea
 its own hint. A second client resets the connection before reading its reply (the function must
 neither raise nor leak the socket); a third, fresh connection must get back only its own bytes
 (a buffer kept at module level hands the previous connection's leftovers to the next).
+The connection counts the ``recv``/``send`` calls that found nothing to do (``BlockingIOError``):
+thousands of them is a loop that polls a non-blocking socket instead of waiting, whatever share
+of a busy core it got.
 
 ``check_serve_concurrently`` runs the learner's accept loop on a listener with a 0.5 s timeout
 (so the loop ends on its own once the clients have come) and a handler that records how many clients are being served at
@@ -41,7 +44,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...background_call import BackgroundCall
-from ...checks._core import DidNotReturn, NotYet, call, checker, expect
+from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect
 from ...load import run_load
 from ...servers._base import make_listener
 
@@ -109,6 +112,34 @@ FRESH = b"a fresh connection"
 SMALL_BUFFER = 4096
 
 
+#: recv()/send() calls that found nothing to do (BlockingIOError) beyond which a function polls
+#: instead of waiting: a blocking or selector-driven echo makes a handful, a spinning one
+#: thousands even with a small share of a busy core.
+SPIN_POLLS = 1000
+
+
+class _CountingSocket(socket.socket):
+    """The connection handed to the learner: counts calls that found nothing to do (``polls``)."""
+
+    polls = 0
+
+    def _count(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except BlockingIOError:
+            self.polls += 1
+            raise
+
+    def recv(self, *args: Any) -> bytes:
+        return self._count(super().recv, *args)  # type: ignore[no-any-return]
+
+    def recv_into(self, *args: Any) -> int:
+        return self._count(super().recv_into, *args)  # type: ignore[no-any-return]
+
+    def send(self, *args: Any) -> int:
+        return self._count(super().send, *args)  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
 def _pair(small_buffers: bool = False) -> Iterator[tuple[socket.socket, socket.socket]]:
     """A connected (client, server-side conn) pair over real loopback TCP."""
@@ -119,7 +150,8 @@ def _pair(small_buffers: bool = False) -> Iterator[tuple[socket.socket, socket.s
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
             client.settimeout(5)
             client.connect(listener.getsockname())
-            conn, _ = listener.accept()
+            accepted, _ = listener.accept()
+            conn = _CountingSocket(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
         except BaseException:
             client.close()
             raise
@@ -260,6 +292,8 @@ def check_echo_until_eof(echo_until_eof: Callable[[socket.socket], Any]) -> str:
         finally:
             player.join(5)
         _judge_conversation(log)
+        expect(conn.polls < SPIN_POLLS, f"your function echoed everything, but it asked the socket {conn.polls:,} "
+               "times for data that had not arrived (or room that was not free): a busy loop", BUSY_HINT)
         expect(conn.fileno() == -1, "your function returned, but the connection is still open: the client is "
                "left waiting for the end of the stream", CLOSE_HINT)
     with _pair() as (client, conn):
