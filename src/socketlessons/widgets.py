@@ -427,7 +427,7 @@ class SweepPanel(widgets.VBox):
                                      tooltip="measure every size up to the slider's value")
         # Shown only during a run (hidden, not disabled: a disabled button reads as "busy").
         self.stop_button = widgets.Button(description="Stop", icon="stop", layout=widgets.Layout(display="none"),
-                                          tooltip="end the run after the size being measured")
+                                          tooltip="end the run now (no new batch starts)")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="12em"))
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(title, xlabel or _default_xlabel(sweep), ylabel, logx=logx, logy=logy,
