@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .validate import count, seconds
 from .addresses import Address, check_loopback_host, check_port, family_of
 from .servers import LoopbackServer
 
@@ -132,8 +133,7 @@ def _check_payloads(payloads: bytes | Sequence[bytes]) -> list[bytes]:
 def _positive(name: str, value: float | None, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    seconds(name, value, high=86_400, allow_low=False)
 
 
 class ClientRun:
@@ -308,14 +308,12 @@ def start_clients(address: Address, payloads: bytes | Sequence[bytes], *, concur
                          f"got {concurrency!r}")
     if piece is not None and (isinstance(piece, bool) or not isinstance(piece, int) or piece <= 0):
         raise ValueError(f"piece must be None (send at once) or a positive number of bytes, got {piece!r}")
-    if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause <= 10:
-        raise ValueError(f"pause must be between 0 and 10 seconds, got {pause!r}")
+    pause = seconds("pause", pause, high=10)
     if reply_bytes is not None and (isinstance(reply_bytes, bool) or not isinstance(reply_bytes, int)
                                     or reply_bytes < 0):
         raise ValueError(f"reply_bytes must be None (read to the end of the stream) or bytes >= 0, got {reply_bytes!r}")
-    _positive("timeout", timeout)
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60:
-        raise ValueError(f"delay must be between 0 and 60 seconds, got {delay!r}")
+    timeout = seconds("timeout", timeout, high=600, allow_low=False)
+    delay = seconds("delay", delay, high=60)
     return ClientRun((host, address[1]), items, concurrency=concurrency, piece=piece, pause=float(pause),
                      shut_write=shut_write, reply_bytes=reply_bytes, timeout=float(timeout), delay=float(delay))
 
@@ -381,8 +379,7 @@ class BackgroundServer(LoopbackServer):
             raise TypeError(f"fn must be your server function itself (not called), got {type(fn).__name__}")
         _positive("deadline", deadline)
         _positive("conn_timeout", conn_timeout, allow_none=True)
-        if isinstance(backlog, bool) or not isinstance(backlog, int) or not 0 <= backlog <= 4096:
-            raise ValueError(f"backlog must be an int from 0 to 4096, got {backlog!r}")
+        count("backlog", backlog, low=0, high=4096)
         if sndbuf is not None and (isinstance(sndbuf, bool) or not isinstance(sndbuf, int) or sndbuf < 1024):
             raise ValueError(f"sndbuf must be None (the system's default) or at least 1024 bytes, got {sndbuf!r}")
         super().__init__(host, port, name=name or getattr(fn, "__name__", None))

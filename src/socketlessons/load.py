@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+from .validate import count, seconds
 from .addresses import check_loopback_host
 from .background_call import BackgroundCall
 
@@ -157,13 +158,11 @@ def make_payload(client: int, request: int, size: int) -> bytes:
     return (head + b"." * size)[:size] if size >= len(head) else head[:size]
 
 
-def _check(clients: int, requests: int, size: int, timeout: float) -> None:
-    for label, value, low, high in (("clients", clients, 1, MAX_CLIENTS), ("requests", requests, 0, 100_000),
+def _check(clients: int, requests: int, size: int, timeout: float, *, clients_name: str = "clients") -> None:
+    for label, value, low, high in ((clients_name, clients, 1, MAX_CLIENTS), ("requests", requests, 0, 100_000),
                                     ("size", size, MIN_PAYLOAD, MAX_PAYLOAD)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{label} must be an int between {low:,} and {high:,}, got {value!r}")
-    if not 0 < timeout <= 600:
-        raise ValueError(f"timeout must be between 0 and 600 seconds, got {timeout!r}")
+        count(label, value, low=low, high=high)
+    seconds("timeout", timeout, high=600, allow_low=False)
 
 
 def _check_address(address: tuple[str, int]) -> tuple[str, int]:
@@ -256,6 +255,7 @@ def run_load(address: tuple[str, int], clients: int = 10, *, requests: int = 1, 
         result.latency_ms(99)
     """
     _check(clients, requests, size, timeout)
+    think = seconds("think", think, high=60)
     host, port = _check_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     want = expect or (lambda data: data)
@@ -348,7 +348,7 @@ def open_connections(address: tuple[str, int], n: int, *, timeout: float = 60.0)
     Connections that fail (descriptor limit, refused) are counted, not raised: the point is to
     find out how many a server can hold. Stops at the deadline with what it has.
     """
-    _check(n, 0, MIN_PAYLOAD, timeout)
+    _check(n, 0, MIN_PAYLOAD, timeout, clients_name="n")
     host, port = _check_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 

@@ -40,6 +40,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .validate import count
+
 __all__ = ["TraceEvent", "TraceTable", "TracedSocket", "Tracer"]
 
 #: Most events a tracer keeps (oldest dropped first), so a forgotten trace cannot grow forever.
@@ -70,7 +72,8 @@ class Tracer:
     """Collects ``TraceEvent``s from traced sockets and helper servers (thread-safe)."""
 
     def __init__(self, maxlen: int = MAX_TRACE_EVENTS) -> None:
-        self.events: collections.deque[TraceEvent] = collections.deque(maxlen=maxlen)
+        self.events: collections.deque[TraceEvent] = collections.deque(maxlen=count("maxlen", maxlen, low=1,
+                                                                                   unit="events"))
         self._lock = threading.Lock()
         self._merged: set[tuple[Any, ...]] = set()
 

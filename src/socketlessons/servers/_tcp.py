@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from ._base import LoopbackServer, ServerEvent, make_listener, serve_listener
+from ..validate import count, seconds
 
 __all__ = ["DribbleServer", "EchoServer", "SilentServer", "SinkServer", "TCPServer"]
 
@@ -250,11 +251,8 @@ class DribbleServer(TCPServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, piece: int = 1, pause: float = 0.002,
                  **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
-        if isinstance(piece, bool) or not isinstance(piece, int) or piece <= 0:
-            raise ValueError(f"piece must be a positive number of bytes, got {piece!r}")
-        if not 0 <= pause <= 10:
-            raise ValueError(f"pause must be between 0 and 10 seconds, got {pause!r}")
-        self.piece, self.pause = piece, pause
+        self.piece = count("piece", piece, low=1, unit="bytes")
+        self.pause = seconds("pause", pause, high=10)
 
     def _settings(self) -> dict[str, Any]:
         return {**super()._settings(), "piece": self.piece, "pause": self.pause}

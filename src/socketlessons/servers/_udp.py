@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ._base import LoopbackServer, make_listener
+from ..validate import seconds
 
 __all__ = ["UDPEchoServer"]
 
@@ -58,10 +59,8 @@ class UDPEchoServer(LoopbackServer):
         super().__init__(host, port, **kwargs)
         self.loss = _probability("loss", loss)
         self.duplicate = _probability("duplicate", duplicate)
-        for label, value in (("delay", delay), ("jitter", jitter)):
-            if not 0.0 <= value <= 10.0:
-                raise ValueError(f"{label} must be between 0 and 10 seconds, got {value!r}")
-        self.delay, self.jitter, self.seed = float(delay), float(jitter), seed
+        self.delay, self.jitter = seconds("delay", delay, high=10), seconds("jitter", jitter, high=10)
+        self.seed = seed
         self.received = self.sent = self.dropped = self.duplicated = 0
         self._sock: socket.socket | None = None
         self._wake_r: socket.socket | None = None
