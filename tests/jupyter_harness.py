@@ -245,13 +245,27 @@ class LessonError(AssertionError):
     """A lesson cell failed: says which lesson, which cell and what it printed."""
 
 
-def _kernelspec(base: pathlib.Path) -> pathlib.Path:
-    """A kernelspec that runs THIS interpreter's ipykernel, whatever else is installed."""
+#: Starts ipykernel after lowering the descriptor limit (soft and hard) to the number given.
+_LIMITED_LAUNCH = (
+    "import resource, runpy, sys\n"
+    "n = int(sys.argv.pop(1))\n"
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))\n"
+    "sys.argv[0] = 'ipykernel_launcher'\n"
+    "runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def _kernelspec(base: pathlib.Path, *, max_descriptors: int | None = None) -> pathlib.Path:
+    """A kernelspec that runs THIS interpreter's ipykernel, whatever else is installed; with
+    ``max_descriptors``, in a kernel whose descriptor limit (``ulimit -n``) is that low."""
     kernels = base / "kernels"
     spec = kernels / "socketlessons-test"
     spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if max_descriptors is not None:
+        argv = [sys.executable, "-c", _LIMITED_LAUNCH, str(max_descriptors), "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": argv,
         "display_name": "socketlessons tests",
         "language": "python",
         "interrupt_mode": "signal",
@@ -305,7 +319,8 @@ class LessonKernel:
     Use ``async with LessonKernel.started(base, cwd) as k: await k.run_lesson(path)``.
     """
 
-    def __init__(self, base: pathlib.Path, cwd: pathlib.Path, *, cell_timeout: int = CELL_TIMEOUT_S) -> None:
+    def __init__(self, base: pathlib.Path, cwd: pathlib.Path, *, cell_timeout: int = CELL_TIMEOUT_S,
+                 max_descriptors: int | None = None) -> None:
         from jupyter_client.kernelspec import KernelSpecManager
 
         base.mkdir(parents=True, exist_ok=True)
@@ -314,7 +329,7 @@ class LessonKernel:
         self.cell_timeout = cell_timeout
         self.env = isolated_env(base)
         self.log_path = base / "kernel.log"
-        self._ksm = KernelSpecManager(kernel_dirs=[str(_kernelspec(base))])
+        self._ksm = KernelSpecManager(kernel_dirs=[str(_kernelspec(base, max_descriptors=max_descriptors))])
         # On POSIX the kernel talks over Unix sockets (the ipc transport, as `make lab` and the
         # hub setup start kernels): no TCP ports to race other programs for. Their paths must be
         # short (about 100 bytes), so they live in a folder of their own under /tmp.

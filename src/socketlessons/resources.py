@@ -15,7 +15,8 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-__all__ = ["ThreadRoom", "open_descriptors", "recording_resource_warnings", "thread_count", "thread_room"]
+__all__ = ["ThreadRoom", "descriptors_left", "open_descriptors", "recording_resource_warnings", "thread_count",
+           "thread_room"]
 
 
 def open_descriptors() -> int | None:
@@ -31,6 +32,21 @@ def open_descriptors() -> int | None:
         return len(os.listdir("/proc/self/fd")) - 1  # minus the descriptor listdir itself opened
     except OSError:
         return None
+
+
+def descriptors_left() -> int | None:
+    """How many more descriptors this process may open before "Too many open files" (the soft
+    ``RLIMIT_NOFILE``, ``ulimit -n``, minus those open now); ``None`` where there is no such
+    limit (Windows counts handles without a per-process cap like it)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    opened = open_descriptors()
+    if soft == resource.RLIM_INFINITY or opened is None:
+        return None
+    return max(0, soft - opened)
 
 
 def thread_count() -> int:
