@@ -44,7 +44,9 @@ COST = 0.005
     ([5.3e6, 9e6, 22e6, 38e6, 85e6], "linear", "confirmed"),                     # noisy but linear (R² < 0.97)
     ([5.2e6, 7.9e6, 5.6e6, 9.5e6, 6.1e6], "constant", "confirmed"),              # noisy but flat
     ([5e6, 5e6, 5e6, 40e6, 80e6], "constant", "contradicted"),                   # a cliff (a pool of 4): not flat
-    ([5e6, 7e6, 10e6, 14e6, 20e6], "constant", "inconclusive"),                  # slope 0.5: neither model
+    ([5e6, 7.5e6, 12.5e6, 22.5e6, 42.5e6], "constant", "inconclusive"),          # half a cost per client
+    ([2e6, 9e6, 30e6, 90e6, 200e6], "linear", "confirmed"),                      # a queue on a busy machine
+    ([2e6, 9e6, 30e6, 90e6, 200e6], "constant", "contradicted"),
 ])
 def test_growth_verdict_on_synthetic_points(ys, expected, status):
     v = loop.growth_verdict("s", _points("s", ys), expected, COST)

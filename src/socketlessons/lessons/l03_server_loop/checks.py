@@ -476,9 +476,9 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
             t0 = time.perf_counter()
             result = run_load(listener.getsockname(), CLIENTS, timeout=GATHER_S + 2)
             took = time.perf_counter() - t0
-            calls_serving = listener.accept_calls
             server.join(IDLE_S + 2.5)
             spin_calls, cpu_share = 0, None
+            calls_serving = listener.accept_calls  # every call before the listener was closed
             if server.still_running:  # it should have ended with the TimeoutError: close, as a shutdown would
                 native = server.thread.native_id
                 listener.close()
@@ -511,8 +511,8 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
         first = thread_errors[0]
         raise NotYet(f"a thread you started raised {first}", ARGS_HINT if "TypeError" in first and "argument"
                      in first else THREAD_HINT)
-    expect(calls_serving < SPIN_CALLS, f"your loop called accept() {calls_serving:,} times while {CLIENTS} clients "
-           "were being served: it polls instead of waiting", SPIN_ACCEPT_HINT)
+    expect(calls_serving < SPIN_CALLS, f"your loop called accept() {calls_serving:,} times for {CLIENTS} clients "
+           "(before the listener was closed): it polls instead of waiting", SPIN_ACCEPT_HINT)
     if handler.errors:
         raise NotYet(f"handle_client could not use the connection it was given ({handler.errors[0]}): it had "
                      "been closed already", CLOSED_EARLY_HINT)
