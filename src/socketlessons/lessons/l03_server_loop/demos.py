@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ...load import IdleConnections, LoadResult, open_connections, percentile, run_load
-from ...measure import Growth, Point, Verdict
+from ...measure import Affine, Point, Verdict
 from ...resources import thread_room
 from ...servers._base import ServerEvent
 from ...servers._loops import LOOP_SERVERS, Work
@@ -627,19 +627,31 @@ class _Stopped(Exception):
     pass
 
 
-def _fit_line(pts: Sequence[Point], cost_s: float) -> Growth | None:
-    """The least-squares line through log(fastest wait) vs log N, for the plot, named by the
-    verdict's model (the step per client in costs)."""
+@dataclasses.dataclass(frozen=True)
+class StepLine(Affine):
+    """The verdict's model drawn on the plot: the fastest wait ≈ fixed + step × N (a curve on the
+    log-log axes), named by the model it matches."""
+
+    model: str = ""
+
+    def predict(self, x: float) -> float:
+        return max(super().predict(x), 1e3)  # a log axis cannot show zero or less
+
+    def __str__(self) -> str:
+        return f"{self.model}, +{self.per_unit_ns / 1e6:.2f} ms per client"
+
+
+def _fit_line(pts: Sequence[Point], cost_s: float) -> StepLine | None:
+    """The least-squares line through the fastest wait against N (the verdict's step), for the plot."""
     pts = [p for p in pts if p.median_ns > 0]
-    if len({p.x for p in pts}) < 3:
+    if len({p.x for p in pts}) < 3 or cost_s <= 0:
         return None
-    xs = [math.log(p.x) for p in pts]
-    ys = [math.log(p.extra.get("min_ns", p.median_ns) if p.extra else p.median_ns) for p in pts]
-    slope = _slope([p.x for p in pts], [math.exp(y) for y in ys])
-    intercept = sum(ys) / len(ys) - slope * sum(xs) / len(xs)
-    step = _step([p.x for p in pts], [math.exp(y) for y in ys]) / (cost_s * 1e9) if cost_s > 0 else math.nan
-    label = {"constant": "flat", "linear": "a queue"}.get(_model(step), "neither") if cost_s > 0 else "neither"
-    return Growth(slope, intercept, math.nan, label)  # type: ignore[arg-type]
+    xs = [p.x for p in pts]
+    ys = [p.extra.get("min_ns", p.median_ns) if p.extra else p.median_ns for p in pts]
+    step = _step(xs, ys)
+    fixed = sum(ys) / len(ys) - step * sum(xs) / len(xs)
+    model = {"constant": "flat", "linear": "a queue"}.get(_model(step / (cost_s * 1e9)), "neither")
+    return StepLine(fixed, step, math.nan, model)
 
 
 # ---- small pieces the notebook shows ---------------------------------------------------------
