@@ -19,6 +19,7 @@ from .jupyter_harness import NOTEBOOK_DIR, LessonKernel, copy_notebooks
 SOLVED = {
     "01_client": {"recv_exactly": "", "send_all": ""},
     "02_server": {"echo_server": "", "open_server": ""},
+    "03_server_loop": {"echo_until_eof": "", "serve_concurrently": "from collections.abc import Callable\n"},
     "04_udp": {"recv_datagram": "import socket\n", "ping": "import socket\nimport time\n"},
     "05_best_practices": {"fetch": "import socket\n", "fetch_all": "import asyncio\n"},
     "06_framing": {"read_lines": "", "read_message": "import struct\nfrom socketlessons.framing import recv_exactly\n"},
