@@ -382,6 +382,38 @@ def names() -> list[str]:
     return [f"student{n:02d}" for n in range(1, STUDENTS + 1)]
 
 
+class PeakMemory:
+    """Samples (every second, in a thread) the resident memory of everything the hub started for
+    the students (their servers and kernels): the peak, for sizing a host."""
+
+    def __init__(self, base: pathlib.Path) -> None:
+        import threading
+
+        self.base, self.peak_bytes = base, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="hub-memory", daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(1.0):
+            total = 0
+            for proc in processes_under(self.base / "hub" / "home"):
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 async def _class_session(hub: Hub) -> dict[str, Any]:
     students = [Student(hub, name) for name in names()]
     try:
@@ -441,11 +473,13 @@ def test_a_class_on_a_real_hub_pulls_runs_and_repulls(hub: Hub, request: Any) ->
 
     wait_for(all_ready, SERVER_READY_S, f"the {STUDENTS} students' servers were not ready", interval_s=1.0)
     ready = time.monotonic() - started
-    result = asyncio.run(_class_session(hub))
+    with PeakMemory(hub.base) as memory:
+        result = asyncio.run(_class_session(hub))
 
     report = (f"{STUDENTS} students: servers ready in {ready:.0f} s, logged in and pulled in {result['pulled']:.0f} s, "
               + ", ".join(f"{k} in {v:.0f} s" for k, v in result["timings"].items())
-              + f", re-pulled in {result['repulled']:.0f} s")
+              + f", re-pulled in {result['repulled']:.0f} s; peak memory {memory.peak_bytes / STUDENTS / 2**20:.0f} MiB "
+              "per student (server + kernel)")
     print(report)
     request.node.user_properties.append(("hub", report))
     for lesson, jobs in result["jobs"].items():
