@@ -498,6 +498,11 @@ def sweep(
             raise ValueError(f"xs must hold finite numbers (e.g. [1, 2, 4, 8]); got {x!r}")
     if not isinstance(series, str):
         raise TypeError(f"series must be a str (the label of these points), not {type(series).__name__}")
+    from .validate import count
+
+    count("rounds", rounds, low=1, high=10_000, unit="rounds")
+    if max_rounds is not None:
+        count("max_rounds", max_rounds, low=1, high=10_000, unit="rounds")
     if not interleave:
         return _sweep_in_order(make_op, xs, series, repeats, warmup, batch, budget_s, on_point, stop)
     return _sweep_interleaved(make_op, list(xs), series=series, repeats=repeats, warmup=warmup, batch=batch,

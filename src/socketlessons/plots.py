@@ -612,6 +612,9 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
     point into the caller's lane. At most ``max_events`` are drawn (the rest are counted in
     the title).
     """
+    from .validate import count
+
+    count("max_events", max_events, low=1, unit="events")
     evs = sorted(events, key=lambda e: e.t_ns)
     shown = evs[:max_events]
     height = max(3.0, min(12.0, 0.3 * len(shown) + 1.5))

@@ -408,6 +408,10 @@ class SweepPanel(widgets.VBox):
 
         self.status = widgets.HTML(value="", layout=widgets.Layout(min_height="1.6em"))
         say = self._say_problem
+        for label, value in (("payload", payload), ("bufsize", bufsize)):  # a ValueError naming it, not a TraitError
+            problem = check_size(label, value)
+            if problem:
+                raise ValueError(problem)
         self.payload_slider = SizeSlider(payload_sizes, name="payload size", on_invalid=say, value=payload, description="payload",
                                          style={"description_width": "7em"})
         self.bufsize_slider = SizeSlider(bufsize_sizes, name="buffer size", on_invalid=say, value=bufsize, description="bufsize",
