@@ -403,7 +403,7 @@ def test_interleaved_sweep_stops_when_asked_and_rejects_bad_rounds():
     stop = threading.Event()
     pts = sweep(lambda x: (lambda: stop.set()), [1, 2, 3], interleave=True, batch=1, warmup=0, stop=stop)
     assert [p.x for p in pts] == [1]
-    with pytest.raises(ValueError, match="rounds must be a positive int"):
+    with pytest.raises(ValueError, match="rounds must be a whole number"):
         sweep(lambda x: (lambda: None), [1], interleave=True, rounds=0)
     with pytest.raises(ValueError, match="max_rounds"):
         sweep(lambda x: (lambda: None), [1], interleave=True, rounds=3, max_rounds=2)

@@ -362,8 +362,10 @@ def test_stop_unblocks_a_send_to_a_server_that_never_reads(no_leaks):
         assert panel.running
         t0 = time.monotonic()
         panel.stop_button.click()
-        assert panel.wait(5), panel.status_text
-        assert time.monotonic() - t0 < 3
+        # Without the guard, sendall would block until the 120 s run limit; a busy machine
+        # (the whole suite, other kernels) can delay the worker's clean-up by seconds.
+        assert panel.wait(20), panel.status_text
+        assert time.monotonic() - t0 < 15
         assert panel.status_text.startswith("Stopped") and "interrupted" in panel.status_text
         assert not panel.running and not panel.button.disabled and panel.stop_button.layout.display == "none"
 
