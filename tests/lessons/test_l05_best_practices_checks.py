@@ -24,6 +24,7 @@ from socketlessons.lessons.l05_best_practices.checks import (
     LOOP_HINT,
     ORDER_HINT,
     PARTIAL_HINT,
+    PARTIAL_REPLY_HINT,
     PROPAGATE_HINT,
     READ_HINT,
     SENDALL_HINT,
@@ -230,6 +231,23 @@ def busy_polling(address, request, timeout):
             reply, deadline = reply + chunk, time.monotonic() + timeout
 
 
+def returns_the_reply_so_far_on_timeout(address, request, timeout):
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                if reply:
+                    return reply  # a pause after some bytes taken for the end of the reply
+                raise
+            if not chunk:
+                return reply
+            reply += chunk
+
+
 FETCH_MUTANTS = [
     (single_recv, LOOP_HINT),
     (bounded_by_count, COUNT_HINT),
@@ -248,6 +266,7 @@ FETCH_MUTANTS = [
     (swallows_the_timeout, PROPAGATE_HINT),
     (swallows_everything, PROPAGATE_HINT),
     (busy_polling, BUSY_HINT),
+    (returns_the_reply_so_far_on_timeout, PARTIAL_REPLY_HINT),
 ]
 
 
@@ -301,7 +320,24 @@ def byte_by_byte(address, request, timeout):
         return bytes(reply)
 
 
-FETCH_ALTERNATIVES = [with_makefile, with_recv_into, by_hand_with_try_finally, byte_by_byte]
+def one_deadline_for_the_call(address, request, timeout):
+    deadline = time.monotonic() + timeout  # the whole call gets `timeout` seconds, not each wait
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no complete reply within {timeout} s")
+            sock.settimeout(left)
+            chunk = sock.recv(4096)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+FETCH_ALTERNATIVES = [one_deadline_for_the_call, with_makefile, with_recv_into, by_hand_with_try_finally, byte_by_byte]
 
 
 def test_fetch_reference_passes(record_mutation):
@@ -371,6 +407,19 @@ async def two_at_a_time(address, requests, timeout):
 
 async def semaphore_of_three(address, requests, timeout):
     limit = asyncio.Semaphore(3)
+
+    async def limited(request):
+        async with limit:
+            return await _one(address, request)
+
+    return await asyncio.wait_for(asyncio.gather(*(limited(r) for r in requests)), timeout)
+
+
+LIMIT = 8
+
+
+async def semaphore_sized_to_the_first_call(address, requests, timeout):
+    limit = asyncio.Semaphore(LIMIT)  # "8 is how many there are": the next call sends 11
 
     async def limited(request):
         async with limit:
@@ -467,6 +516,7 @@ async def spins_on_done(address, requests, timeout):
 
 
 FETCH_ALL_MUTANTS = [
+    (semaphore_sized_to_the_first_call, PARTIAL_HINT),
     (plain_def, ASYNC_HINT),
     (one_after_another, GATHER_HINT),
     (two_at_a_time, PARTIAL_HINT),

@@ -33,11 +33,11 @@ def _parse(head: bytes, sep: str = "\r\n", lower: bool = True, strip: bool = Tru
 
 def _reader(*, recv_size=4096, sep="\r\n", strip_chars=None, lower=True, strip_values=True, strip_body=False, bound=True,
             use_length=True, length_name="content-length", keep_rest=True, body_one_recv=False,
-            raise_on_cut=True, count=None, state=None, check_eof=True):
+            raise_on_cut=True, count=None, state=None, check_eof=True, body_no_recv=False, shared_buffer=None):
     """The reference, with one thing changed: each mutant below is one keyword."""
     def read(sock):
         requests = state if state is not None else []
-        buffer = b""
+        buffer = shared_buffer if shared_buffer is not None else bytearray()
         n = 0
         while count is None or n < count:
             while b"\r\n\r\n" not in buffer:
@@ -49,7 +49,9 @@ def _reader(*, recv_size=4096, sep="\r\n", strip_chars=None, lower=True, strip_v
                         raise EOFError("cut")
                     return requests
                 buffer += chunk
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            end = buffer.index(b"\r\n\r\n")
+            head = bytes(buffer[:end])
+            del buffer[:end + 4]
             method, target, headers = _parse(head, sep, lower, strip_values, strip_chars)
             if lower is None:  # names kept as sent; the length found case-insensitively
                 length = int({k.lower(): v for k, v in headers.items()}.get("content-length", "0"))
@@ -57,14 +59,15 @@ def _reader(*, recv_size=4096, sep="\r\n", strip_chars=None, lower=True, strip_v
                 length = int(headers.get(length_name, "0")) if use_length else 0
             if body_one_recv and len(buffer) < length:
                 buffer += sock.recv(length - len(buffer))
-            while not body_one_recv and len(buffer) < length:
+            while not body_one_recv and not body_no_recv and len(buffer) < length:
                 chunk = sock.recv(4096)
                 if not chunk:
                     if raise_on_cut:
                         raise EOFError("cut")
                     break
                 buffer += chunk
-            body, buffer = buffer[:length], (buffer[length:] if keep_rest else b"")
+            body = bytes(buffer[:length])
+            del buffer[: length if keep_rest else len(buffer)]
             requests.append((method, target, headers, body.strip() if strip_body else body))
             n += 1
         return requests
@@ -108,6 +111,7 @@ def sets_default_timeout(sock):
 
 
 _GLOBAL: list = []
+_GLOBAL_BUFFER = bytearray()
 
 READ_MUTANTS = {
     "single recv for everything": (single_recv, C.CARRY_HINT),
@@ -121,6 +125,9 @@ READ_MUTANTS = {
     "names not lowercased": (_reader(lower=None), C.LOWER_HINT),
     "values not stripped": (_reader(strip_values=False), C.VALUE_HINT),
     "module-level list": (_reader(state=_GLOBAL), C.STATE_HINT),
+    "module-level buffer": (_reader(shared_buffer=_GLOBAL_BUFFER), C.STATE_HINT),
+    "body only from what came with the head": (_reader(body_no_recv=True), C.BODY_PIECES_HINT),
+    "names neither lowercased nor stripped": (_reader(lower=False, strip_values=False), C.LOWER_HINT),
     "cut-off request returned as whole": (_reader(raise_on_cut=False), C.CUT_HINT),
     "no bound on the head": (_reader(bound=False), C.HEAD_LIMIT_HINT),
     "b'' never checked (end of stream missed)": (_reader(check_eof=False), C.EOF_HINT),
@@ -240,11 +247,11 @@ def test_read_requests_alternatives_pass(name, record_mutation):
 # ---- send_response -----------------------------------------------------------------------------
 
 def _responder(*, eol="\r\n", length=True, char_length=False, use_send=False, strip=False, close=False,
-               status_line=None, blank=True, ctype=True):
+               status_line=None, blank=True, ctype=True, reason=None, extra_headers=()):
     def send(conn, status, body, content_type="text/plain; charset=utf-8"):
-        reason = http.HTTPStatus(status).phrase
-        first = status_line(status, reason) if status_line else f"HTTP/1.1 {status} {reason}"
-        lines = [first]
+        phrase = reason if reason is not None else http.HTTPStatus(status).phrase
+        first = status_line(status, phrase) if status_line else f"HTTP/1.1 {status} {phrase}"
+        lines = [first, *extra_headers]
         if ctype:
             lines.append(f"Content-Type: {content_type}")
         if length:
@@ -277,6 +284,9 @@ SEND_MUTANTS = {
     "status line without the version": (_responder(status_line=lambda s, r: f"{s} {r}"), C.STATUS_HINT),
     "no empty line after the headers": (_responder(blank=False), C.CRLF_RESPONSE_HINT),
     "no Content-Type": (_responder(ctype=False), C.TYPE_HINT),
+    "reason phrase always OK": (_responder(reason="OK"), C.REASON_HINT),
+    "Connection: close on a keep-alive server": (_responder(extra_headers=("Connection: close",)),
+                                                 C.KEEP_ALIVE_HINT),
     "a socket left open": (closes_only_on_success_path, LEAK_HINT),
 }
 

@@ -30,6 +30,7 @@ import hashlib
 import inspect
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,11 @@ TIMEOUT_HINT = ("bound every wait by the timeout argument (in seconds): socket.c
                 "timeout=timeout); a silent server then makes recv raise TimeoutError instead of waiting forever")
 PROPAGATE_HINT = ("let the TimeoutError propagate (do not catch it): an empty reply and a server that never "
                   "answered must not look the same to the caller")
+PARTIAL_REPLY_HINT = ("a pause is not the end of the reply: only recv returning b'' says the server is done. "
+                     "When recv raises TimeoutError, let it propagate instead of returning the bytes so far "
+                     "as if they were the whole reply")
+SLOW_HINT = ("your function half-closed and the server was answering when it raised TimeoutError: the "
+             "machine was too busy to reply within the timeout; run the check again")
 CLOSE_HINT = ("open the socket in a with statement (with socket.create_connection(...) as sock:): it is "
               "closed on every path, also when recv raises TimeoutError")
 #: The silent server's timeout in the checks, and the slack allowed on top of it.
@@ -76,6 +82,9 @@ PIECE, PAUSE_S = 2, 0.003
 #: would have to stall 30 ms between waking up and reading to see more), so "one recv" and
 #: "a few recvs" are told apart by what came back.
 FIRST_PAUSE_S = 0.03
+#: The pausing server of ``check_fetch`` sends this many bytes of its reply, then waits (longer
+#: than any timeout the check gives) until the checker stops it.
+STALL_AFTER = 20
 
 
 def _reply(n: int, head: bytes) -> bytes:
@@ -94,10 +103,12 @@ class ReplyAfterEOFServer(TCPServer):
     kind = "reply-after-eof"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, piece: int = PIECE, pause: float = PAUSE_S,
-                 read_delay: float = 0.0, **kwargs: Any) -> None:
+                 read_delay: float = 0.0, stall_after: int | None = None, **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
         self.piece, self.pause, self.read_delay = piece, pause, read_delay
+        self.stall_after = stall_after
         self.requests: list[tuple[int, bytes]] = []
+        self.eof_at: float | None = None  # time.monotonic() when the request's end was read
 
     @staticmethod
     def reply_for(request: bytes) -> bytes:
@@ -111,9 +122,13 @@ class ReplyAfterEOFServer(TCPServer):
             digest.update(data)
             head = head if len(head) >= 40 else (head + data)[:40]
             n += len(data)
+        self.eof_at = time.monotonic()
         self.requests.append((n, digest.digest()))
         reply = _reply(n, head)
         for i in range(0, len(reply), self.piece):
+            if self.stall_after is not None and i >= self.stall_after:
+                self._stopping.wait()  # a pause mid-reply, until the checker stops the server
+                return
             # a longer pause after the first piece: a single recv gets exactly that piece
             if i and self._stopping.wait(FIRST_PAUSE_S if i == self.piece else self.pause):
                 return
@@ -126,15 +141,28 @@ def _closed_everything(warnings_seen: list[str], where: str) -> None:
            f"'{warnings_seen[0] if warnings_seen else ''}'", CLOSE_HINT)
 
 
+#: The timeout the normal calls get: generous, so that a busy machine (30 kernels on a classroom
+#: host) does not make a correct client time out; a client that never half-closes costs this much.
+FETCH_TIMEOUT_S = 3.0
+
+
 def _fetch_once(fetch: Callable[..., Any], request: bytes, read_delay: float) -> tuple[Any, list[tuple[int, bytes]]]:
+    limit = FETCH_TIMEOUT_S + 5.0
     with recording_resource_warnings() as leaked:
         with ReplyAfterEOFServer(read_delay=read_delay) as server:
             try:
-                got = call(fetch, server.address, request, 1.0, timeout=4, on_timeout=server.stop)
+                got = call(fetch, server.address, request, FETCH_TIMEOUT_S, timeout=limit, on_timeout=server.stop)
             except DidNotReturn:
                 raise NotYet("against a server that replies once you are done sending, your function did not "
-                             "return within 4 s", SHUT_HINT) from None
+                             f"return within {limit:g} s", SHUT_HINT) from None
             except TimeoutError:
+                # A client that never half-closes is seen to end its request only when it closes,
+                # i.e. after its recv timed out; a client that half-closed was seen to end it at
+                # least one timeout before it raised (its recv waited that long after shutdown).
+                eof_at = server.eof_at
+                if eof_at is not None and eof_at < time.monotonic() - FETCH_TIMEOUT_S / 2:
+                    raise NotYet(f"your function raised TimeoutError ({FETCH_TIMEOUT_S:g} s) while the server, "
+                                 "which had your whole request, was still replying", SLOW_HINT) from None
                 raise NotYet("your function raised TimeoutError: the server was still waiting for the end of your "
                              "request", SHUT_HINT) from None
             received = list(server.requests)
@@ -185,8 +213,33 @@ def check_fetch(fetch: Callable[..., Any]) -> str:
     expect(outcome == "timed out", f"against a silent server your function returned {got!r:.60} instead of "
            "raising TimeoutError", PROPAGATE_HINT)
     _closed_everything(leaked, "when the server stayed silent")
+
+    # A pause in the middle of the reply, longer than the timeout: a correct client raises
+    # TimeoutError whether its timeout restarts at each recv or is one deadline for the call.
+    outcome, got = "returned", None
+    with recording_resource_warnings() as leaked:
+        with ReplyAfterEOFServer(stall_after=STALL_AFTER) as stalling:
+            try:
+                got = call(fetch, stalling.address, request, SILENT_TIMEOUT_S,
+                           timeout=SILENT_TIMEOUT_S + SLACK_S, on_timeout=stalling.stop)
+            except DidNotReturn:
+                outcome = "hung"
+            except TimeoutError:
+                outcome = "timed out"
+            finally:
+                stalling.stop()
+    expect(outcome != "hung", f"the server sent {STALL_AFTER} bytes of its reply and paused: your function did not "
+           f"return within {SILENT_TIMEOUT_S + SLACK_S:g} s (its timeout argument was {SILENT_TIMEOUT_S} s)",
+           TIMEOUT_HINT)
+    if outcome != "timed out":
+        partial = isinstance(got, (bytes, bytearray)) and 0 < len(got) < len(expected) and expected.startswith(got)
+        raise NotYet(f"the server sent {STALL_AFTER} of its {len(expected)} bytes and paused longer than your "
+                     f"timeout: your function returned {got!r:.60} instead of raising TimeoutError",
+                     PARTIAL_REPLY_HINT if partial else PROPAGATE_HINT)
+    _closed_everything(leaked, "when the server paused mid-reply")
     return ("the whole reply arrived through pieces, a 16 MiB request arrived whole, a second call started "
-            f"afresh, a silent server raised TimeoutError after {SILENT_TIMEOUT_S} s, and every socket was closed")
+            f"afresh, a silent server and one pausing mid-reply raised TimeoutError after {SILENT_TIMEOUT_S} s, and every "
+            "socket was closed")
 
 
 ASYNC_HINT = "define it with async def and use asyncio.open_connection, so that waits overlap"
@@ -211,7 +264,10 @@ BARRIER_PATIENCE_S = 2.0
 #: The first call's requests: spaces, b"\r\n", a newline inside (readline would stop there).
 REQUESTS = [b"request 0", b"  request 1  ", b"request 2\r\n", b"line one\nline two", b"request 4\t",
             b"request 5: " + b"." * 40, b"\r\nrequest 6", b"request 7 \n"]
-SECOND_REQUESTS = [b"second call a", b"second call b ", b"second call c\r\n"]
+#: The second call's requests: another count (11, not 8), so a limit tuned to the first call
+#: (a Semaphore(8), a pool of 8 threads) shows up as "not all at once".
+SECOND_REQUESTS = [b"second call a", b"second call b ", b"second call c\r\n",
+                   *(b"second call %d" % i for i in range(3, 11))]
 #: The pause after each echo's first piece (see ``BarrierEchoServer._echo``).
 ECHO_FIRST_PAUSE_S = 0.05
 #: fetch_all's timeout against the silent server: long enough that a busy loop waiting for it
@@ -315,11 +371,14 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
     expect(at_once == n, f"the server saw at most {at_once} of your {n} requests in progress at once, "
            f"never all {n}", PARTIAL_HINT)
 
-    again, _ = _fetch_all_once(fetch_all, SECOND_REQUESTS)
+    again, at_once = _fetch_all_once(fetch_all, SECOND_REQUESTS)
     expect(again == SECOND_REQUESTS, f"a second call with {len(SECOND_REQUESTS)} other requests returned "
            f"{len(again)} replies: {again[:2]!r:.80}…",
            ASYNC_STATE_HINT if len(again) > len(SECOND_REQUESTS) or any(g in REQUESTS for g in again)
            else READ_HINT)
+    m = len(SECOND_REQUESTS)
+    expect(at_once == m, f"a second call with {m} requests: the server saw at most {at_once} in progress at once, "
+           f"never all {m} (the first call had {n})", PARTIAL_HINT)
 
     outcome = "returned"
     with recording_resource_warnings() as leaked:
@@ -338,4 +397,5 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
            ASYNC_PROPAGATE_HINT)
     expect(not leaked, "a connection was left open when the server stayed silent", ASYNC_CLOSE_HINT)
     return (f"all {n} requests were in progress at the same time, every echo came back whole and in order, "
-            "a second call started afresh, and a silent server raised TimeoutError")
+            f"a second call started afresh with all its {len(SECOND_REQUESTS)} at once, and a silent server raised "
+            "TimeoutError")

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import http
 import http.client
 import re
 import socket
@@ -171,6 +172,41 @@ def _body_cuts(wire: bytes) -> list[int]:
     return _cuts(wire, [post + 5, post + 9, post + 14, put + 100, put + 150, put + 200])
 
 
+def _head_only_cuts(wire: bytes) -> list[int]:
+    """Cut each request in the middle of its own blank line only: each body arrives whole, in the
+    same piece as the end of its head (a reader that takes the body only from what came with the
+    head passes this; one that loses a piece before a blank line does not)."""
+    offsets, pos = [], 0
+    for request in _REQUESTS:
+        end = wire.index(b"\r\n\r\n", pos)
+        offsets.append(end + 2)
+        pos = end + 4 + len(request[3])
+    return _cuts(wire, offsets)
+
+
+def _reads_alike(read_requests: Callable[..., Any], wire: bytes, chunks: Any, *, strip_values: bool = False) -> bool:
+    """Does the function read ``wire`` into _REQUESTS, header names compared lowercased (and
+    values stripped, if asked)?"""
+    got, error = _serve_and_read(read_requests, wire, chunks, pause=0.02 if chunks != "whole" else 0.001)
+    if error is not None or not isinstance(got, (list, tuple)):
+        return False
+    try:
+        lowered = [(m, t, {str(k).lower(): (v.strip() if strip_values else v) for k, v in h.items()}, b)
+                   for m, t, h, b in got]
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return lowered == _REQUESTS
+
+
+def _lowercase_names_pass(read_requests: Callable[..., Any]) -> bool:
+    """Does the function read the requests when every header name is sent lowercased (values
+    compared stripped)? Then what it lacks is lowercasing the names itself."""
+    wire = _WIRE
+    for name in (b"Host:", b"HOST:", b"X-Padded:", b"Content-Length:"):
+        wire = wire.replace(name, name.lower())
+    return _reads_alike(read_requests, wire, "whole", strip_values=True)
+
+
 def _canonical_case_passes(read_requests: Callable[..., Any]) -> bool:
     """Does the function read the requests when every header name is spelled Content-Length?"""
     wire = _WIRE.replace(b"content-length", b"Content-Length").replace(b"HOST:", b"Host:")
@@ -182,6 +218,14 @@ def _canonical_case_passes(read_requests: Callable[..., Any]) -> bool:
     except (TypeError, ValueError, AttributeError):
         return False
     return lowered == _REQUESTS
+
+
+def _cut_hint(read_requests: Callable[..., Any], chunks: Any, cut_hint: str) -> str:
+    """Heads cut in their blank line also cut the bodies that hold one: when only the bodies'
+    cuts matter (the function reads heads cut in their blank line, bodies whole), say so."""
+    if cut_hint == CARRY_HINT and _reads_alike(read_requests, _WIRE, _head_only_cuts(_WIRE)):
+        return BODY_PIECES_HINT
+    return cut_hint
 
 
 @checker("read_requests", solution="read_requests")
@@ -199,15 +243,18 @@ def check_read_requests(read_requests: Callable[..., Any]) -> str:
             if isinstance(error, DidNotReturn):
                 hint = EOF_HINT
             elif pieces:
-                hint = cut_hint
+                hint = _cut_hint(read_requests, chunks, cut_hint)
+            elif _canonical_case_passes(read_requests):
+                hint = CASE_HINT
             else:
-                hint = CASE_HINT if _canonical_case_passes(read_requests) else BODY_HINT
+                hint = LOWER_HINT if _lowercase_names_pass(read_requests) else BODY_HINT
             raise NotYet(f"on {len(expected)} pipelined requests {how}, your function {_describe(error)}", hint)
         requests = _as_tuples(got)
         if requests != expected:
             hint = _request_hint(requests, expected, pieces)
             if hint in (BODY_HINT, CARRY_HINT, GLUED_HINT, BODY_PIECES_HINT):
-                hint = cut_hint if pieces else (CASE_HINT if _canonical_case_passes(read_requests) else hint)
+                hint = _cut_hint(read_requests, chunks, cut_hint) if pieces else \
+                    (CASE_HINT if _canonical_case_passes(read_requests) else hint)
             raise NotYet(f"on {len(expected)} pipelined requests {how} (a GET, a POST with a 19-byte body, a PUT "
                          f"with 260 binary bytes, a GET), you returned {len(requests)}: "
                          f"{[r[:2] for r in requests][:6]}; first difference: "
@@ -229,8 +276,18 @@ def check_read_requests(read_requests: Callable[..., Any]) -> str:
                      HEAD_LIMIT_HINT)
     expect(isinstance(error, ValueError), f"a client sent {len(endless):,} bytes of header lines without a blank "
            f"line and kept the connection open; your function {_describe(error)}", HEAD_LIMIT_HINT)
+
+    # A new connection after the cut-off streams: a buffer kept outside the function still holds
+    # their leftovers (the head that never ended, the bytes after the endless head's limit).
+    # Its 5 pieces come 0.1 s apart: the other cases take well under 0.3 s on a quiet machine,
+    # too short for the shared busy-loop check to see a function spinning while it waits.
+    got, error = _serve_and_read(read_requests, _WIRE, _head_only_cuts(_WIRE), pause=0.1)
+    if error is not None or _as_tuples(got) != expected:
+        raise NotYet(f"after the cut-off streams, a new connection sent the {len(expected)} requests again and "
+                     f"your function " + (_describe(error) if error is not None else
+                                          f"returned {[r[:2] for r in _as_tuples(got)][:6]}"), STATE_HINT)
     return ("4 pipelined requests came apart glued and in pieces, bodies byte for byte; cut-off requests raised "
-            "EOFError and an endless head ValueError")
+            "EOFError and an endless head ValueError; a new connection after them started afresh")
 
 
 # ---- send_response -------------------------------------------------------------------------------
@@ -249,6 +306,10 @@ BODY_RESPONSE_HINT = "send the body exactly as given (bytes, unchanged): no stri
 CLOSE_RESPONSE_HINT = ("do not close the connection in send_response: the server loop decides (with "
                        "keep-alive the client sends its next request on the same connection)")
 TYPE_HINT = "send a Content-Type header with the content_type you were given"
+REASON_HINT = ("the reason phrase belongs to the status: 'HTTP/1.1 404 Not Found', not 'HTTP/1.1 404 OK'; "
+               "take it from http.HTTPStatus(status).phrase instead of writing one text for every status")
+KEEP_ALIVE_HINT = ("do not send 'Connection: close': it tells the client to hang up after this response, so "
+                   "keep-alive is lost and every request costs a new connection; this server keeps it open")
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ([^\r\n]+)\r\n")
 _BIG = bytes(range(256)) * 4096  # 1 MiB
@@ -273,8 +334,10 @@ class _Responder(TCPServer):
         self.raised: list[BaseException] = []
         self.late = 0
         self.closed_by_fn = 0
+        self.handled: list[int] = []  # one item per connection served (list.append is atomic)
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        self.handled.append(1)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)  # send() takes part of 1 MiB
         conn.settimeout(SOCKET_TIMEOUT_S)  # ... because a socket with a timeout never blocks in send()
         buffer = b""
@@ -361,6 +424,8 @@ CLIENT_TIMEOUT_S = 1.5
 
 def _check_http_client(address: tuple[str, int], server: _Responder) -> None:
     conn = http.client.HTTPConnection(*address, timeout=CLIENT_TIMEOUT_S)
+    before = len(server.handled)
+    said_close = []
     try:
         for path in ("/", "/missing", "/naive", "/binary", "/big", "/"):
             status, body, ctype = _ROUTES[path]
@@ -393,10 +458,24 @@ def _check_http_client(address: tuple[str, int], server: _Responder) -> None:
                              f"{len(got):,} ({got[:30]!r}…)", hint)
             expect(reply.status == status, f"http.client asked for {path}: status {reply.status}, expected {status}",
                    STATUS_HINT)
+            phrase = http.HTTPStatus(status).phrase
+            expect(reply.reason.strip().lower() == phrase.lower(), f"http.client asked for {path}: the status "
+                   f"line said {status} {reply.reason!r}, the reason of {status} is {phrase!r}", REASON_HINT)
+            if (reply.getheader("Connection") or "").strip().lower() == "close":
+                said_close.append(path)
             expect(reply.getheader("Content-Type") == ctype, f"http.client asked for {path}: Content-Type "
                    f"{reply.getheader('Content-Type')!r}, expected {ctype!r}", TYPE_HINT)
     finally:
         conn.close()
+    # http.client reconnects silently when a response says "Connection: close" (or the server hung
+    # up): the server counts the connections it served, so one keep-alive connection is observed.
+    _learner_trouble(server)
+    used = len(server.handled) - before
+    if used != 1:
+        raise NotYet(f"http.client asked for 6 paths and the server had to accept {used} connections for them "
+                     f"(one keep-alive connection would do)"
+                     + (f"; your responses said 'Connection: close' (to {said_close[0]})" if said_close else ""),
+                     KEEP_ALIVE_HINT if said_close else CLOSE_RESPONSE_HINT)
 
 
 @checker("send_response", solution="send_response")
