@@ -14,6 +14,7 @@ from socketlessons.lessons.l06_framing.checks import (
     BODY_PIECES_HINT,
     CARRY_HINT,
     CR_HINT,
+    DECODE_HINT,
     EMPTY_LINE_HINT,
     EOF_SPIN_HINT,
     GLUED_HINT,
@@ -64,6 +65,39 @@ def bounded_by_count(sock):
         *complete, buffer = buffer.split(b"\n")
         lines += complete
     return lines
+
+
+def bounded_by_count_then_eof(sock):
+    buffer, lines = b"", []
+    for _ in range(10):  # "ten recv calls are plenty"; what is left looks like a cut-off line
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        lines += complete
+    if buffer:
+        raise EOFError("the stream ended inside a line")
+    return lines
+
+
+def decodes_and_encodes_again(sock):
+    text = ""
+    while chunk := sock.recv(4096):
+        text += chunk.decode("utf-8", errors="ignore")  # b"caf\xe9" loses its \xe9
+    if text and not text.endswith("\n"):
+        raise EOFError("the stream ended inside a line")
+    return [line.encode() for line in text.split("\n")[:-1]]
+
+
+def decodes_strictly(sock):
+    buffer = b""
+    while chunk := sock.recv(4096):
+        buffer += chunk
+    text = buffer.decode()  # UnicodeDecodeError on bytes that are not UTF-8
+    if text and not text.endswith("\n"):
+        raise EOFError("the stream ended inside a line")
+    return [line.encode() for line in text.split("\n")[:-1]]
 
 
 def single_recv_of_1024(sock):
@@ -175,6 +209,9 @@ READ_LINES_MUTANTS = [
     (one_recv_is_one_line, GLUED_LINES_HINT),
     (splits_each_recv_alone, CARRY_HINT),
     (bounded_by_count, STOP_EARLY_HINT),
+    (bounded_by_count_then_eof, STOP_EARLY_HINT),
+    (decodes_and_encodes_again, DECODE_HINT),
+    (decodes_strictly, DECODE_HINT),
     (single_recv_of_1024, STOP_EARLY_HINT),
     (drops_empty_lines, EMPTY_LINE_HINT),
     (uses_splitlines, CR_HINT),

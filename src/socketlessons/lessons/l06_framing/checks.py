@@ -59,6 +59,8 @@ STOP_EARLY_HINT = ("your function stopped reading before the peer closed: loop u
 EMPTY_LINE_HINT = "an empty line is a message too: keep the b'' between two b'\\n' (do not filter it out)"
 CR_HINT = ("cut only at b'\\n': splitlines() also cuts at b'\\r' (and drops it), but here b'\\r' is part of "
            "the message; use buffer.split(b'\\n')")
+DECODE_HINT = ("a line is bytes, not text: do not decode and encode again (b'caf\\xe9' is not UTF-8, and "
+               "errors='ignore' or 'replace' changes it); cut the bytes at b'\\n' and return them as they came")
 STRIP_HINT = ("return each message's bytes exactly: do not strip() them; spaces, tabs and b'\\r' are part of "
               "the message")
 LINES_EOF_HINT = ("loop until recv returns b'' (the peer closed); if bytes remain after the last b'\\n', the "
@@ -94,11 +96,13 @@ def _kill(sock: socket.socket, server: ScriptedServer) -> Callable[[], None]:
 
 
 def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
-         calls: int = 1, pause: float | None = 0.001) -> tuple[list[Any], BaseException | None]:
+         calls: int = 1, pause: float | None = 0.001,
+         unsent: list[int] | None = None) -> tuple[list[Any], BaseException | None]:
     """Serve ``payload`` cut into ``chunks``; call ``fn(sock)`` ``calls`` times on one connection.
 
     Returns the results so far and the exception that stopped the calls (``DidNotReturn`` if one
-    did not return), never raising it: the checker decides what it means.
+    did not return), never raising it: the checker decides what it means. ``unsent``, if given,
+    receives how many bytes the server had not sent yet when the calls ended.
     """
     results: list[Any] = []
     dribbled = pause is None
@@ -111,6 +115,8 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
             try:
                 results.append(call(fn, sock, timeout=DEADLINE_S, on_timeout=_kill(sock, server)))
             except (DidNotReturn, Exception) as exc:  # noqa: PERF203 - one call per case
+                if unsent is not None:
+                    unsent.append(len(payload) - server.bytes_sent)
                 return results, exc
     return results, None
 
@@ -137,6 +143,15 @@ def _is_prefix(got: list[bytes], expected: list[bytes]) -> bool:
     return whole == expected[: len(whole)] and expected[len(whole)].startswith(last)
 
 
+def _not_utf8(data: bytes) -> bool:
+    """Is ``data`` NOT valid UTF-8 (a line a decode/encode round trip changes)?"""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _lines_hint(got: list[bytes], expected: list[bytes], previous: list[bytes]) -> str:
     """The hint for the mistake that turns ``expected`` into ``got`` (``previous``: the last case's lines)."""
     stream = b"".join(m + b"\n" for m in expected)
@@ -149,6 +164,8 @@ def _lines_hint(got: list[bytes], expected: list[bytes], previous: list[bytes]) 
             return STRIP_HINT
     if got == [m for m in expected if m]:
         return EMPTY_LINE_HINT
+    if len(got) == len(expected) and all(_not_utf8(e) for g, e in zip(got, expected) if g != e):
+        return DECODE_HINT
     if _is_prefix(got, expected):
         return STOP_EARLY_HINT
     if len(got) > len(expected):
@@ -156,9 +173,10 @@ def _lines_hint(got: list[bytes], expected: list[bytes], previous: list[bytes]) 
     return GLUED_LINES_HINT
 
 
-#: Case 1, sent in one piece: an empty line, spaces, a tab, b"\r" inside and before the b"\n", 3,000 bytes.
+#: Case 1, sent in one piece: an empty line, spaces, a tab, b"\r" inside and before the b"\n", 3,000 bytes,
+#: bytes that are not UTF-8 (a line is bytes, not text: decoding and encoding again changes them).
 GLUED_LINES = [b"GET /hello", b"", b"  PING  ", b"tab\there, a\rcarriage return inside", b"y" * 3000,
-               b"ends in CR\r"]
+               b"not UTF-8: caf\xe9 \xff\xfe\x80", b"ends in CR\r"]
 #: Case 2, arriving in pieces of 3, 7, 2, 11, 5, 1, then 13 bytes: more pieces than a fixed loop expects.
 PIECES = [3, 7, 2, 11, 5, 1, 13]
 PIECE_LINES = [b"alpha", b"beta gamma", b"a line long enough to be cut in several pieces",
@@ -171,10 +189,15 @@ def check_read_lines(read_lines: Callable[..., Any]) -> str:
     for expected, chunks, pause, how in (
             (GLUED_LINES, "whole", 0.001, f"{len(GLUED_LINES)} lines sent in one piece"),
             (PIECE_LINES, PIECES, None, "lines arriving in pieces of 3, 7, 2, 11, 5, 1, 13… bytes")):
-        got, error = _run(read_lines, b"".join(m + b"\n" for m in expected), chunks, pause=pause)
+        unsent: list[int] = []
+        got, error = _run(read_lines, b"".join(m + b"\n" for m in expected), chunks, pause=pause, unsent=unsent)
         if error is not None:
             hint = LINES_EOF_HINT if isinstance(error, DidNotReturn) else \
                 (GLUED_LINES_HINT if chunks == "whole" else CARRY_HINT)
+            if isinstance(error, UnicodeError):
+                hint = DECODE_HINT
+            elif isinstance(error, EOFError) and unsent and unsent[0] > 0:
+                hint = STOP_EARLY_HINT  # "the stream ended" while the server was still sending it
             raise NotYet(f"on {how}, your function {_describe(error)}", hint)
         lines = _as_list(got[0])
         if lines is None:
