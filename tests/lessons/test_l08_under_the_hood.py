@@ -1,6 +1,7 @@
 """Lesson helpers of 07 (ipv6) and 08 (internals): real loopback sockets, pure verdicts both ways."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 import statistics
 import struct
@@ -280,6 +281,48 @@ def test_switch_verdict_follows_the_means(short_mean_ns, phrase, status):
     assert phrase in v.text and "0.5 ms vs 5 ms" in v.text and v.status == status, v
 
 
+
+def test_a_starved_busy_thread_cannot_contradict():
+    """A busy thread that got a third of a core mostly waited for a CPU, holding no GIL."""
+    quiet = _gil("process server, quiet", 9, server="process")
+    starved = gil_verdict(quiet, _gil("process server, busy thread", 10, busy=True, server="process", share=0.3))
+    assert starved.status == "inconclusive" and "only 30% of a core" in starved.text, starved
+    assert "quieter" in starved.text, starved
+    slowed = gil_verdict(quiet, _gil("process server, busy thread", 60, busy=True, server="process", share=0.3))
+    assert slowed.status == "confirmed", slowed  # a slowdown seen is seen, however little CPU it got
+    fed = gil_verdict(quiet, _gil("process server, busy thread", 10, busy=True, server="process", share=0.9))
+    assert fed.status == "contradicted", fed
+    default = _gil("busy", 200, busy=True, share=0.3)
+    assert switch_verdict(default, _gil("busy, short", 190, busy=True, switch_s=0.0005, share=0.3)).status == \
+        "inconclusive"
+    assert switch_verdict(default, _gil("busy, short", 400, busy=True, switch_s=0.0005, share=0.3)).status == \
+        "inconclusive"
+    assert switch_verdict(default, _gil("busy, short", 50, busy=True, switch_s=0.0005, share=0.3)).status == \
+        "confirmed"
+
+
+def test_placement_verdict_reads_the_fastest_window():
+    """Measured: 3 windows of 63-77 µs in a row for a quiet process server, 5-7 µs in the others."""
+    thread = dataclasses.replace(_gil("thread server, quiet", 6), window_medians_us=(5.4, 5.5, 9.0, 5.6, 5.5))
+    process = dataclasses.replace(_gil("process server, quiet", 66, server="process"),
+                                  window_medians_us=(13.0, 7.0, 69.0, 77.0, 73.0))
+    v = gil_verdict(thread, process)
+    assert v.status == "confirmed" and "fastest window's median 7.0 µs" in v.text, v
+
+
+def test_gil_rounds_alternate_the_conditions():
+    from socketlessons.servers import EchoServer
+
+    with EchoServer() as echo:
+        quiet, busy = internals.gil_rounds([dict(address=echo.address, label="quiet"),
+                                            dict(address=echo.address, label="busy", busy=True)],
+                                           rounds=3, window_s=0.02)
+    assert (quiet.label, busy.label, quiet.busy, busy.busy) == ("quiet", "busy", False, True)
+    assert len(quiet.window_means_us) == len(busy.window_medians_us) == 3
+    assert quiet.mean_ns == pytest.approx(statistics.median(quiet.window_means_us) * 1e3)
+    assert 0 < busy.busy_cpu_share <= 1.5 and quiet.how == "3 windows of 0.02 s"
+    assert "median of 3 windows' means" in str(busy)
+
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: internals.time_requests(("127.0.0.1", 9), nodelay=True, n=0), "n"),
     (lambda: internals.time_requests(("127.0.0.1", 9), nodelay=True, deadline_s=float("nan")), "deadline_s"),
@@ -289,6 +332,8 @@ def test_switch_verdict_follows_the_means(short_mean_ns, phrase, status):
     (lambda: internals.gil_trial(("127.0.0.1", 9), "x", window_s=float("inf")), "window_s"),
     (lambda: internals.gil_trial(("127.0.0.1", 9), "x", switch_s=0), "switch_s"),
     (lambda: internals.sndbuf_timing(("127.0.0.1", 9), 4096, repeats=True), "repeats"),
+    (lambda: internals.gil_rounds([dict(address=("127.0.0.1", 9), label="x")], rounds=0), "rounds"),
+    (lambda: internals.gil_rounds([], window_s=0.05), "conditions"),
     (lambda: busy_thread(float("nan")).__enter__(), "seconds"),
 ])
 def test_bad_input_names_the_parameter(call, name):

@@ -6,8 +6,9 @@ from ...claims import Claim
 from ...measure import Point, Status
 from ...servers import EchoServer, SinkServer
 from .demos import (
+    GilResult,
     RequestServer,
-    gil_trial,
+    gil_rounds,
     gil_verdict,
     nagle_verdict,
     sndbuf_points_verdict,
@@ -19,6 +20,8 @@ from .demos import (
 #: As in the lesson's panel (section 3): the sizes, the deadline per send, 3 repeats per size.
 SNDBUF_SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
 SNDBUF_DEADLINE_S = 0.1
+#: As in section 5's cell: 5 alternating windows of 0.05 s per condition.
+GIL_ROUNDS, GIL_WINDOW_S = 5, 0.05
 
 
 def _nagle_stalls() -> Status:
@@ -37,25 +40,31 @@ def _sndbuf_curve() -> Status:
     return sndbuf_points_verdict(points).status
 
 
+def _gil_trials() -> dict[str, GilResult]:
+    """Section 5's cell: the five conditions in alternating rounds (``gil_rounds``), by label."""
+    with EchoServer() as echo_t, EchoServer(mode="process") as echo_p:
+        trials = gil_rounds([
+            dict(address=echo_t.address, label="thread server, quiet"),
+            dict(address=echo_t.address, label="thread server, busy thread", busy=True),
+            dict(address=echo_p.address, label="process server, quiet", server="process"),
+            dict(address=echo_p.address, label="process server, busy thread", busy=True, server="process"),
+            dict(address=echo_t.address, label="thread server, busy, switch 0.5 ms", busy=True, switch_s=0.0005)])
+    return {t.label: t for t in trials}
+
+
 def _busy_thread_slows(server_mode: str) -> Status:
-    with EchoServer(mode=server_mode) as echo:
-        quiet = gil_trial(echo.address, "quiet", server=server_mode)
-        busy = gil_trial(echo.address, "busy", busy=True, server=server_mode)
-    return gil_verdict(quiet, busy).status
+    t = _gil_trials()
+    return gil_verdict(t[f"{server_mode} server, quiet"], t[f"{server_mode} server, busy thread"]).status
 
 
 def _placement_alone() -> Status:
-    with EchoServer() as in_kernel, EchoServer(mode="process") as own:
-        thread = gil_trial(in_kernel.address, "thread server, quiet")
-        process = gil_trial(own.address, "process server, quiet", server="process")
-    return gil_verdict(thread, process).status
+    t = _gil_trials()
+    return gil_verdict(t["thread server, quiet"], t["process server, quiet"]).status
 
 
 def _shorter_switch_interval_helps() -> Status:
-    with EchoServer() as echo:
-        default = gil_trial(echo.address, "busy", busy=True)
-        short = gil_trial(echo.address, "busy, switch 0.5 ms", busy=True, switch_s=0.0005)
-    return switch_verdict(default, short).status
+    t = _gil_trials()
+    return switch_verdict(t["thread server, busy thread"], t["thread server, busy, switch 0.5 ms"]).status
 
 
 CLAIMS = [
