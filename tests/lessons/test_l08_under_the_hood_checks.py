@@ -202,6 +202,19 @@ def glued_to_the_previous(sock, header, body):  # an extra header glued on
     sock.sendall(header + body + header)
 
 
+def one_send_result_ignored(sock, header, body):  # fine for 109 bytes, not for 1 MiB
+    sock.send(header + body)
+
+
+def one_write_per_byte(sock, header, body):
+    for byte in header + body:
+        sock.sendall(bytes([byte]))
+
+
+def strips_the_header(sock, header, body):  # its b"\n" lost
+    sock.sendall(header.strip() + body)
+
+
 def global_default_timeout_send(sock, header, body):
     socket.setdefaulttimeout(2)
     sock.sendall(header + body)
@@ -217,7 +230,15 @@ SEND_MUTANTS = [
     (body_first, l08.ORDER_HINT),
     (formats_bytes_as_text, l08.REPR_HINT),
     (glued_to_the_previous, l08.BYTES_HINT),
+    (one_send_result_ignored, l08.SENDALL_HINT),
+    (one_write_per_byte, l08.MANY_WRITES_HINT),
+    (strips_the_header, l08.BYTES_HINT),
 ]
+if hasattr(socket.socket, "sendmsg"):
+    def one_sendmsg_result_ignored(sock, header, body):  # gather, but what it took is not checked
+        sock.sendmsg([header, body])
+
+    SEND_MUTANTS.append((one_sendmsg_result_ignored, l08.SENDALL_HINT))
 
 
 @pytest.mark.parametrize(("mutant", "hint"), SEND_MUTANTS, ids=lambda v: getattr(v, "__name__", ""))

@@ -19,6 +19,7 @@ healthy round trip take milliseconds):
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import socket
 import statistics
@@ -94,6 +95,42 @@ ORDER_HINT = "the header goes first: sock.sendall(header + body)"
 REPR_HINT = ("f'{header}{body}' or str(header) writes the text b'...' of each bytes object: join the bytes "
              "themselves, header + body")
 BYTES_HINT = "send exactly header + body, nothing added or changed"
+MANY_WRITES_HINT = ("one write per byte (or per small piece) sends the request in many writes, and with Nagle on "
+                    "each write after the first waits for an ACK: join header and body and send them with one "
+                    "sock.sendall(header + body)")
+SENDALL_HINT = ("send() and sendmsg() take what fits in the socket's buffer and return how many bytes they took "
+                "(here only part of a 1 MiB request): use sock.sendall(header + body), which loops until every "
+                "byte is out")
+
+#: The large request: 1 MiB, on a socket with a 16 KiB send buffer and a timeout (so send()
+#: never blocks: it takes what fits and returns the count), so one send() cannot take it all.
+BIG_HEADER = b"LEN %07d\n" % ((1 << 20) - 12)
+BIG_BODY = (bytes(range(256)) * 4096)[: (1 << 20) - 12]
+SMALL_SNDBUF = 16 * 1024
+
+
+class _CountingSocket(socket.socket):
+    """A real socket (same descriptor) that counts the calls that write to it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writes = 0
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        self.writes += 1
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+        return super().sendall(*args, **kwargs)
+
+    def sendmsg(self, *args: Any, **kwargs: Any) -> int:
+        self.writes += 1
+        return super().sendmsg(*args, **kwargs)
+
+
+def _counting(sock: socket.socket) -> _CountingSocket:
+    return _CountingSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
 
 
 def _wrong_bytes_hint(got: bytes) -> str:
@@ -106,15 +143,19 @@ def _wrong_bytes_hint(got: bytes) -> str:
 
 @checker("send_request", solution="send_request")
 def check_send_request(send_request: Callable[..., Any]) -> str:
-    with RequestServer(expect=REQUEST) as server, socket.create_connection(server.address, timeout=5) as sock:
+    with RequestServer(expect=REQUEST) as server, \
+            _counting(socket.create_connection(server.address, timeout=5)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # Nagle on, as by default
         sock.settimeout(REPLY_TIMEOUT_S)
+        writes: list[int] = []
 
         def rounds() -> list[tuple[int, bytes]]:
             out = []
             for _ in range(ROUNDS):
                 t0 = time.perf_counter_ns()
+                before = sock.writes
                 send_request(sock, HEADER, BODY)
+                writes.append(sock.writes - before)
                 try:
                     reply = recv_up_to(sock, len(REPLY))
                 except TimeoutError:
@@ -127,6 +168,7 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
         results = call(rounds, timeout=8 + ROUNDS * REPLY_TIMEOUT_S, on_timeout=server.stop)
         nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         seen = [r for r in server.requests]
+        pending = server.pending
     n = len(HEADER) + len(BODY)
     last_reply = results[-1][1] if results else b""
     if nodelay:
@@ -136,13 +178,46 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
         if wrong:
             raise NotYet(f"the server expected {REQUEST[:20]!r}… ({n} bytes) and got {wrong[0][:20]!r}…",
                          _wrong_bytes_hint(wrong[0]))
+        if pending and not REQUEST.startswith(pending):  # short, and not a piece of the request either
+            raise NotYet(f"the server expected {REQUEST[:20]!r}… ({n} bytes) and got {len(pending)} bytes "
+                         f"{pending[:20]!r}…", _wrong_bytes_hint(pending))
         raise NotYet(f"no answer within {REPLY_TIMEOUT_S:g} s: the server is still waiting for the rest of the "
-                     f"{n}-byte request", MISSING_HINT)
+                     f"{n}-byte request (it got {len(pending)})", MISSING_HINT)
     split = [r for r in seen if len(r.pieces) > 1]
     median = statistics.median(t for t, _ in results)
     if split:
         pieces = " + ".join(str(p) for p in split[0].pieces)
-        raise NotYet(f"{len(split)} of {len(seen)} requests reached the server in pieces ({pieces} bytes); "
-                     f"with Nagle on, each took {median / 1e6:.1f} ms (median)", TWO_WRITES_HINT)
+        many = max(writes, default=0) > 2
+        raise NotYet(f"{len(split)} of {len(seen)} requests reached the server in pieces ({pieces} bytes) after "
+                     f"{max(writes, default=0)} writes each; with Nagle on, each took {median / 1e6:.1f} ms (median)",
+                     MANY_WRITES_HINT if many else TWO_WRITES_HINT)
+    _check_big_request(send_request)
     return (f"each request arrived in one piece, {len(seen)} of {len(seen)}: {median / 1e3:,.0f} µs per request "
-            f"(median), even with Nagle on")
+            f"(median), even with Nagle on; a 1 MiB request through a 16 KiB send buffer arrived whole")
+
+
+def _check_big_request(send_request: Callable[..., Any]) -> None:
+    """1 MiB through a small send buffer, on a socket with a timeout: a send() whose return is
+    ignored leaves the rest unsent, and the server (which answers only a whole request) sees it."""
+    request = BIG_HEADER + BIG_BODY
+    with RequestServer(request_size=len(request), expect=request) as server, \
+            socket.create_connection(server.address, timeout=5) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SNDBUF)
+        sock.settimeout(REPLY_TIMEOUT_S)
+
+        def one() -> bytes:
+            send_request(sock, BIG_HEADER, BIG_BODY)
+            try:
+                return recv_up_to(sock, len(REPLY))
+            except TimeoutError:
+                return b""
+
+        reply = call(one, timeout=8 + REPLY_TIMEOUT_S, on_timeout=server.stop)
+        got = server.pending if not server.requests else server.requests[-1].data
+    if reply == REPLY:
+        return
+    if len(got) < len(request) and request.startswith(got):
+        raise NotYet(f"a request of {len(request):,} bytes on a socket with a {SMALL_SNDBUF // 1024} KiB send "
+                     f"buffer: the server received {len(got):,} of them", SENDALL_HINT)
+    raise NotYet(f"a request of {len(request):,} bytes: the server received {len(got):,} bytes that differ from it "
+                 f"(sha256 {hashlib.sha256(got).hexdigest()[:12]}…)", _wrong_bytes_hint(got))
