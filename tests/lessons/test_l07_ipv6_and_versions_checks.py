@@ -189,6 +189,21 @@ def spins_on_a_nonblocking_connect(infos, timeout=2.0):  # a busy loop instead o
     raise last
 
 
+def one_deadline_for_all_attempts(infos, timeout=2.0):  # after a silent address the rest get ~1 ms
+    deadline = time.monotonic() + timeout
+    last = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
 CONNECT_MUTANTS = [
     (only_the_first, l07.LOOP_HINT),
     (first_two_only, l07.COUNT_HINT),
@@ -201,6 +216,7 @@ SILENT_MUTANTS = [
     (gives_up_on_a_slow_address, l07.SLOW_HINT),
     (leaks_timed_out_sockets, l07.CLOSE_HINT),
     (spins_on_a_nonblocking_connect, BUSY_HINT),
+    (one_deadline_for_all_attempts, l07.BUDGET_HINT),
 ]
 
 

@@ -48,6 +48,9 @@ CLOSE_HINT = ("close the socket of each failed attempt, refused or timed out (so
 TIMEOUT_HINT = ("give each attempt a deadline: sock.settimeout(timeout) BEFORE sock.connect(sockaddr). "
                 "A silent address never refuses, and without a timeout connect() waits for minutes")
 SIGNATURE_HINT = "keep the exercise's signature, connect_first(infos, timeout=2.0): the checker passes both"
+BUDGET_HINT = ("give each attempt the whole timeout (sock.settimeout(timeout) for every address): one deadline "
+               "shared by all attempts leaves the next address next to nothing after a silent one, and the "
+               "socket you return keeps that leftover timeout")
 SLOW_HINT = ("a timeout is a reason to try the next address, like a refusal: catch OSError (both "
              "TimeoutError and ConnectionRefusedError are OSErrors), close that socket, go on")
 
@@ -188,6 +191,16 @@ def _attempt_past_silence(fn: Callable[..., Any], silent: SilentAddress, server:
                      f"function raised {type(exc).__name__} instead of trying the next one", SLOW_HINT) from None
     except ConnectionRefusedError:
         raise NotYet(f"{label}: your function raised ConnectionRefusedError", LOOP_HINT) from None
+    # A loopback connect takes microseconds, so a deadline shared by all attempts still connects
+    # after the silent address with ~1 ms left; what the caller gets is a socket whose timeout is
+    # that leftover (its first recv would give up after a millisecond). Each attempt's own
+    # timeout (or None, blocking, reset after connecting) is what the caller needs.
+    left = sock.gettimeout() if isinstance(sock, socket.socket) else None
+    if left is not None and left < ATTEMPT_TIMEOUT_S / 2:
+        sock.close()
+        raise NotYet(f"{label}: the socket you returned has a timeout of {left:.3g} s left (the timeout argument "
+                     f"was {ATTEMPT_TIMEOUT_S:g} s): the caller's first recv on it would give up after that",
+                     BUDGET_HINT)
     _check_connected(sock, server, label)
 
 
