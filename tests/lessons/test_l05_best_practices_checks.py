@@ -653,6 +653,9 @@ def test_checkers_give_the_same_verdict_20_times():
              (check_fetch, single_recv, LOOP_HINT, 5), (check_fetch, bounded_by_count, COUNT_HINT, 5),
              (check_fetch, bounded_by_request_length, COUNT_HINT, 5),
              (check_fetch, ignores_send_result, SENDALL_HINT, 3), (check_fetch, no_timeout, TIMEOUT_HINT, 2),
+             (check_fetch, returns_the_reply_so_far_on_timeout, PARTIAL_REPLY_HINT, 5),
+             (check_fetch, one_deadline_for_the_call, None, 5),
+             (check_fetch_all, semaphore_sized_to_the_first_call, PARTIAL_HINT, 2),
              (check_fetch_all, fetch_all, None, 20), (check_fetch_all, spins_on_done, BUSY_HINT, 10),
              (check_fetch_all, single_read, READ_HINT, 5), (check_fetch_all, two_at_a_time, PARTIAL_HINT, 2),
              (check_fetch_all, one_after_another, GATHER_HINT, 2)]

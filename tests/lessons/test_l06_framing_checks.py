@@ -546,6 +546,7 @@ def test_checkers_give_the_same_verdict_20_times():
     cases = [(check_read_lines, read_lines, None, 20), (check_read_lines, busy_nonblocking, BUSY_HINT, 20),
              (check_read_lines, splits_each_recv_alone, CARRY_HINT, 5),
              (check_read_lines, bounded_by_count, STOP_EARLY_HINT, 5),
+             (check_read_lines, bounded_by_count_then_eof, STOP_EARLY_HINT, 5),
              (check_read_message, read_message, None, 20),
              (check_read_message, busy_nonblocking_messages, BUSY_HINT, 20),
              (check_read_message, single_recvs, HEADER_PIECES_HINT, 5),

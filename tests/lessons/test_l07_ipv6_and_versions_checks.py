@@ -511,7 +511,8 @@ def test_checkers_give_the_same_verdict_20_times():
         # spins_on_a_nonblocking_connect is left out: the shared busy-loop check passed it 8 times
         # in 20 at load 9 on 2 cores (its thread got 0.056 s of CPU in 0.53 s, under the 12 % and
         # 0.08 s thresholds of checks._core); reported to the owner of those thresholds.
-        runs += [(check_connect_first, gives_up_on_a_slow_address, False)]
+        runs += [(check_connect_first, gives_up_on_a_slow_address, False),
+                 (check_connect_first, one_deadline_for_all_attempts, False)]
     for check, fn, passes in runs:
         verdicts = [check(fn) for _ in range(20)]
         wrong = [str(v) for v in verdicts if v.passed != passes]

@@ -307,7 +307,7 @@ def test_checkers_give_the_same_verdict_20_times():
     and the same hint 20 runs out of 20."""
     runs = [(check_nodelay_client, nodelay_client, True), (check_nodelay_client, plain_connection, False),
             (check_send_request, send_request, True), (check_send_request, two_writes, False),
-            (check_send_request, two_writes_in_a_loop, False)]
+            (check_send_request, two_writes_in_a_loop, False), (check_send_request, one_write_per_byte, False)]
     for check, fn, passes in runs:
         verdicts = [check(fn) for _ in range(20)]
         wrong = [str(v) for v in verdicts if v.passed != passes]

@@ -368,7 +368,15 @@ def _tls(*, context="default", hostname=True, check_hostname=True, timeout=1.0, 
     return fn
 
 
+def swallows_the_certificate_error(address, hostname, ca_pem, message):
+    try:
+        return tls_echo(address, hostname, ca_pem, message)
+    except ssl.SSLError:
+        return b""  # a refused certificate looks like an empty echo
+
+
 TLS_MUTANTS = {
+    "certificate error caught, b'' returned": (swallows_the_certificate_error, C.SWALLOW_HINT),
     "check_hostname turned off": (_tls(check_hostname=False), C.HOSTNAME_HINT),
     "unverified context": (_tls(context="unverified"), C.VERIFY_HINT),
     "SSLContext(PROTOCOL_TLS), the look-alike": (_tls(context="tls"), C.VERIFY_HINT),
@@ -450,6 +458,8 @@ TIMING_SENSITIVE = [
     (check_read_requests, READ_MUTANTS["body read with one recv"][0], C.BODY_PIECES_HINT),
     (check_send_response, send_response, None),
     (check_send_response, SEND_MUTANTS["send() instead of sendall()"][0], C.SENDALL_HINT),
+    (check_send_response, SEND_MUTANTS["Connection: close on a keep-alive server"][0], C.KEEP_ALIVE_HINT),
+    (check_read_requests, READ_MUTANTS["body only from what came with the head"][0], C.BODY_PIECES_HINT),
     (check_tls_echo, tls_echo, None),
     (check_tls_echo, TLS_MUTANTS["one recv"][0], C.RECORDS_HINT),
 ]

@@ -9,7 +9,10 @@
    it all: the server counts and hashes what arrived (an ignored ``send()`` result); the reply
    must not contain the first call's bytes (a module-level buffer, a mutable default);
 3. against a server that never answers: a missing timeout (the call hangs), a swallowed one
-   (it returns), a socket left open on that path (its ``ResourceWarning`` is recorded).
+   (it returns), a socket left open on that path (its ``ResourceWarning`` is recorded);
+4. against a server that sends 20 bytes of its reply and pauses longer than the timeout: the
+   call must raise ``TimeoutError`` (a per-recv timeout and one deadline for the call both do),
+   not return the partial reply as if it were whole.
 
 ``check_fetch_all`` runs ``async def fetch_all(address, requests, timeout)`` in a fresh event
 loop in a worker thread (never in the kernel's loop) against a *barrier* echo server: it holds
@@ -17,7 +20,8 @@ every echo until all the requests are in progress at once (or 2 s pass), so conc
 observed directly, not timed: one after another, batches, a semaphore or a small thread pool
 show up as "at most k at once" however busy the machine is. Echoes come back in small pieces
 (a single ``read`` is not the echo); a second call with other requests must not return the
-first call's replies; a silent server must make it raise ``TimeoutError``.
+first call's replies, and its 11 requests (not 8: a limit tuned to the first call shows) must all
+be in progress at once; a silent server must make it raise ``TimeoutError``.
 
 Busy loops, a changed ``socket.setdefaulttimeout`` and leaked descriptors are judged by the
 shared ``checker`` machinery (``checks._core``) after these bodies pass.

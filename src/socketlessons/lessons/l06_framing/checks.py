@@ -8,7 +8,8 @@ typical mistake would have returned, so the hint names the mistake that was made
 
 ``check_read_lines``: one ``recv`` taken as one line (glued lines); each ``recv`` split on its own
 (a line cut between two ``recv`` calls comes out as two); a loop bounded by a count (stops
-early); empty lines dropped; ``splitlines()`` (cuts at ``b"\\r"`` too); stripped lines; a cut-off
+early, or raises EOFError while the peer is still sending); bytes that are not UTF-8 decoded and
+encoded again; empty lines dropped; ``splitlines()`` (cuts at ``b"\\r"`` too); stripped lines; a cut-off
 last line returned as if whole; a buffer kept at module level (the next socket starts with the
 last one's leftover).
 

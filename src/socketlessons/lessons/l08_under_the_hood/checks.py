@@ -14,7 +14,10 @@ healthy round trip take milliseconds):
   size of each ``recv()`` it arrived in: header and body written separately arrive in two
   pieces (with Nagle on, the body waits for the header's ACK: the stall), one write arrives in
   one. Wrong bytes (order, ``str`` formatting of ``bytes``, missing pieces) are named; touching
-  TCP_NODELAY is the other exercise.
+  TCP_NODELAY is the other exercise. The socket handed over is a ``socket.socket`` subclass on
+  the same descriptor that counts write calls (one per byte is named as such). Then a 1 MiB
+  request on a socket with a 16 KiB send buffer and a timeout: one ``send()``/``sendmsg()``
+  whose return value is ignored leaves bytes unsent, and the server sees it.
 """
 
 from __future__ import annotations

@@ -5,11 +5,14 @@
   piece and then cut into pieces of 1, 2, 3, 5… bytes, and half-closes; the requests the
   function returns are compared field by field and byte by byte. Then a stream that ends inside
   a head and inside a body (must raise ``EOFError``) and an endless head that never reaches its
-  blank line (must raise ``ValueError``: a server bounds what it reads).
+  blank line (must raise ``ValueError``: a server bounds what it reads); then a new connection
+  with the whole stream again (a buffer kept at module level still holds those leftovers).
 * ``check_send_response``: a helper server reads each request and calls the learner's function
   to answer it; what answers is judged by real clients: a raw socket that checks every byte of
   the status line and headers, ``http.client`` (several requests on one keep-alive connection,
-  so a wrong ``Content-Length`` shows), ``urllib.request`` and ``curl`` when it is installed. A
+  so a wrong ``Content-Length`` shows; the reason phrase of each status is compared, and the
+  server counts the connections it accepted, since http.client silently reconnects after a
+  ``Connection: close``), ``urllib.request`` and ``curl`` when it is installed. A
   small send buffer and a timeout on the connection make ``send()`` take only part of 1 MiB.
 * ``check_tls_echo``: TLS echo servers with trustme certificates: the right name and CA (a
   200 kB echo, many TLS records), the wrong name and an untrusted CA (must raise
@@ -513,6 +516,8 @@ VERIFY_HINT = ("your client accepted a certificate from a CA it was never told t
                "load_verify_locations(cadata=ca_pem))")
 TRUST_HINT = ("the certificate could not be verified: trust the lesson's CA with "
               "ssl.create_default_context(cadata=ca_pem) (the system's CAs never signed it)")
+SWALLOW_HINT = ("let ssl.SSLCertVerificationError reach the caller (do not catch it and return b'' or None): a "
+                "refused certificate must not look like an empty echo")
 SNI_HINT = "pass the name you expect: context.wrap_socket(sock, server_hostname=hostname)"
 RECORDS_HINT = ("one recv over TLS returns at most one TLS record (16 KiB here): loop until you have "
                 "len(message) bytes")
@@ -571,6 +576,9 @@ def check_tls_echo(tls_echo: Callable[..., Any]) -> str:
                RECORDS_HINT if isinstance(got, (bytes, bytearray)) and len(got) < len(_MESSAGE) else BODY_RESPONSE_HINT)
 
         got, error = _tls_call(tls_echo, other.address, "localhost", ca_pem, b"hello", stop=other.stop)
+        if error is None and not got:  # b"" or None: the verification error was caught and dropped
+            raise NotYet(f"facing a certificate signed by ANOTHER CA, your function returned {got!r} instead of "
+                         "raising ssl.SSLCertVerificationError", SWALLOW_HINT)
         if error is None:
             raise NotYet("a server whose certificate was signed by ANOTHER CA got your message and echoed "
                          f"{got!r:.40}", VERIFY_HINT)
