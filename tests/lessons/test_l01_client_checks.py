@@ -21,11 +21,13 @@ from socketlessons.lessons.l01_client.checks import (
     COUNT_HINT,
     COUNT_LOOP_HINT,
     EOF_HINT,
+    EOF_TYPE_HINT,
     EXTRA_HINT,
     GAP_HINT,
     LAST_PIECE_HINT,
     LOOP_HINT,
     LOST_HINT,
+    OFF_BY_ONE_HINT,
     ORDER_HINT,
     OVERREAD_HINT,
     OVERWRITE_HINT,
@@ -34,6 +36,7 @@ from socketlessons.lessons.l01_client.checks import (
     RETURN_HINT,
     SEND_ALTERED_HINT,
     SEND_COUNT_LOOP_HINT,
+    SEND_TIMEOUT_HINT,
     SENDALL_HINT,
     SHORT_HINT,
     STATE_HINT,
@@ -168,6 +171,16 @@ def returns_short(sock, n):
     return data
 
 
+def wrong_exception(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")  # the caller catches EOFError for "stream ended early"
+        data += chunk
+    return data
+
+
 def forgets_return(sock, n):
     chunks, missing = [], n
     while missing:
@@ -224,6 +237,7 @@ RECV_MUTANTS = [
     (decodes, BYTES_HINT),
     (no_eof_check, EOF_HINT),
     (returns_short, SHORT_HINT),
+    (wrong_exception, EOF_TYPE_HINT),
     (forgets_return, RETURN_HINT),
     (spins_nonblocking, BUSY_HINT),
     (sets_default_timeout, GLOBAL_TIMEOUT_HINT),
@@ -359,6 +373,26 @@ def strips_data(sock, data):
     return calls
 
 
+def off_by_one(sock, data):
+    sent = calls = 0
+    while sent < len(data) - 1:  # one byte short
+        sent += sock.send(data[sent:])
+        calls += 1
+    return calls
+
+
+def timeout_swallowed(sock, data):
+    sock.settimeout(0.05)  # "so it never hangs"
+    sent = calls = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:])
+            calls += 1
+    except TimeoutError:
+        pass  # a slow peer: the rest is silently dropped
+    return calls
+
+
 def uses_sendall(sock, data):
     sock.sendall(data)
     return 1
@@ -398,6 +432,8 @@ SEND_MUTANTS = [
     (adds_newline, EXTRA_HINT),
     (strips_data, SEND_ALTERED_HINT),
     (uses_sendall, SENDALL_HINT),
+    (off_by_one, OFF_BY_ONE_HINT),
+    (timeout_swallowed, SEND_TIMEOUT_HINT),
     (wrong_count, COUNT_HINT),
     (send_spins_nonblocking, BUSY_HINT),
     (send_sets_default_timeout, GLOBAL_TIMEOUT_HINT),
@@ -431,7 +467,19 @@ def bytearray_consumed(sock, data):
     return calls
 
 
-SEND_ALTERNATIVES = [solution("send_all"), chunks_of_1024_checked, slice_the_rest, bytearray_consumed]
+def waits_with_select(sock, data):
+    import select
+
+    sent = calls = 0
+    while sent < len(data):
+        select.select([], [sock], [])  # blocks until there is room: the peer's pause included
+        sent += sock.send(data[sent:])
+        calls += 1
+    return calls
+
+
+SEND_ALTERNATIVES = [solution("send_all"), chunks_of_1024_checked, slice_the_rest, bytearray_consumed,
+                     waits_with_select]
 
 
 def test_send_all_stub_is_not_yet():

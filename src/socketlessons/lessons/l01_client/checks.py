@@ -21,14 +21,17 @@ and on a classroom host with every core busy.
    any load; the core's CPU-time check sees it too);
 3. 256 KiB written by another thread while the learner reads;
 4. 3 bytes, then the end of the stream, when 10 were asked for: no ``b""`` check loops for
-   ever, a ``break`` returns 3 bytes instead of raising ``EOFError``.
+   ever, a ``break`` returns 3 bytes instead of raising ``EOFError``, and another exception
+   (``ConnectionError``, say) is the wrong one for the caller to catch.
 
 ``check_send_all`` gives the learner's ``send_all(sock, data)`` a real connected socket whose
 ``send()`` takes at most half of what it is given (at most 64 KiB), as a full send buffer
 does, and records every call; the far end reads slowly (so a non-blocking spinner spins) and
-keeps every byte. It catches: a non-blocking spinner (hundreds of send() calls refused with
+keeps every byte; once, after a quarter of the big payload, it stops reading for 0.4 s (a peer
+busy for a moment), so a short timeout of the learner's own runs out. It catches: a timeout caught
+and taken for "done"; a non-blocking spinner (hundreds of send() calls refused with
 BlockingIOError); a single ``send``; a loop bounded by a count; the last piece's
-return ignored; fixed-size chunks that ignore each return (gaps); resending from the start
+return ignored; a loop condition one byte short; fixed-size chunks that ignore each return (gaps); resending from the start
 (duplicates); bytes added or altered; ``sendall`` instead of ``send``; a wrong count of calls.
 """
 
@@ -65,6 +68,9 @@ ALTERED_HINT = ("return the bytes exactly as they arrived: no strip(), no decode
                 "handling (\\r and spaces are data too)")
 EOF_HINT = ("recv returns b'' when the peer has closed: no more bytes will ever come, so raise "
             "EOFError then instead of asking again")
+EOF_TYPE_HINT = ("raise EOFError (not ConnectionError or another exception) when the stream ends before n "
+                 "bytes: EOFError is what the caller catches for 'the other side closed, the message is incomplete', "
+                 "while a ConnectionError means the connection broke")
 SHORT_HINT = ("when the stream ends before n bytes, raise EOFError: returning fewer bytes lets the caller "
               "believe it got a whole message")
 RETURN_HINT = "return the bytes you collected (joined into one bytes object: b''.join(chunks))"
@@ -77,6 +83,11 @@ LAST_PIECE_HINT = ("check what every send() returned, the last one too: it can t
                    "keep looping until sent == len(data)")
 GAP_HINT = ("advance by what send() returned (sent += sock.send(...)), not by the size of the piece you "
             "gave it: the bytes it did not take never left")
+OFF_BY_ONE_HINT = ("loop while sent < len(data): every byte, the last one too; a condition such as "
+                   "sent < len(data) - 1 (or <=, or a range that stops early) stops one byte short")
+SEND_TIMEOUT_HINT = ("a send() that times out has not sent the rest: do not catch the timeout and return as if "
+                     "done (the caller would believe every byte left); better set no timeout here at all (the "
+                     "caller's socket decides), or let the TimeoutError propagate")
 REST_HINT = ("send only the rest each time, data[sent:] (a memoryview avoids copies): sending all of data "
              "again repeats bytes the peer already has")
 EXTRA_HINT = "send exactly the bytes you were given: add nothing (no newline, no terminator) to data"
@@ -89,6 +100,10 @@ BIG = 256 * 1024
 SEND_BIG = 512 * 1024
 #: Most one send() of the checker's socket takes (it takes at most half of what it is given).
 MAX_TAKE = 64 * 1024
+#: Once, after a quarter of the big payload, the far end stops reading this long (a peer busy for a
+#: moment): a send() with a short timeout of the learner's (tenths of a second) runs out meanwhile,
+#: while a blocking send() simply waits.
+PEER_PAUSE_S = 0.4
 #: Pause between paced pieces (a spinner shows in the recv calls it makes meanwhile).
 PACE_S = 0.005
 #: Longest the checker waits for the learner's side to read a paced piece (then it stops pacing).
@@ -330,8 +345,11 @@ def check_recv_exactly(recv_exactly: Callable[..., Any]) -> str:
         peer.shutdown(socket.SHUT_WR)
         try:
             got = _read(recv_exactly, sock, 10, timeout=2)
-        except (EOFError, ConnectionError):
+        except EOFError:
             pass
+        except (ConnectionError, OSError, ValueError, RuntimeError) as exc:  # the learner's own, marked by call()
+            raise NotYet(f"the stream ended after 3 of 10 bytes and your function raised {type(exc).__name__}"
+                         f" ({exc}) instead of EOFError", EOF_TYPE_HINT) from None
         except DidNotReturn:
             raise NotYet("the stream ended after 3 of 10 bytes and your function never returned "
                          "(it kept calling recv, which kept returning b'')", EOF_HINT) from None
@@ -361,6 +379,8 @@ class _HalfTaking:
         self._sock, self._data = sock, bytes(data)
         self.calls = 0
         self.refused = 0  # send() calls that raised BlockingIOError (no room yet)
+        self.timed_out = 0  # send() calls that raised TimeoutError (a timeout the learner set)
+        self.timeout: float | None = None  # the socket's timeout when one did
         self.taken = 0  # bytes taken so far, in stream order
         #: one (position before, bytes given, bytes taken, given starts at position, head of given)
         self.trace: list[tuple[int, int, int, bool, bytes]] = []
@@ -373,6 +393,10 @@ class _HalfTaking:
             took = self._sock.send(view[:cap], flags)
         except BlockingIOError:  # a non-blocking socket with no room: counted, then raised as usual
             self.refused += 1
+            raise
+        except TimeoutError:  # a timeout the learner set ran out while the peer paused
+            self.timed_out += 1
+            self.timeout = self._sock.gettimeout()
             raise
         head = bytes(view[:_HEAD])
         pos = self.taken
@@ -392,8 +416,8 @@ class _SlowReader:
     """The far end: accepts one connection and reads it slowly (so send buffers fill), keeping
     what arrives (at most ``limit`` bytes)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, pause_after: int | None = None) -> None:
+        self.limit, self.pause_after = limit, pause_after
         self.received = bytearray()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
@@ -410,6 +434,7 @@ class _SlowReader:
 
     def _read(self) -> None:
         deadline = time.monotonic() + 20
+        paused = self.pause_after is None
         with contextlib.suppress(OSError):
             while len(self.received) < self.limit and time.monotonic() < deadline:
                 chunk = self.conn.recv(8192)
@@ -417,6 +442,9 @@ class _SlowReader:
                     return
                 self.received += chunk
                 time.sleep(0.004)  # slower than the sender: the buffers fill up
+                if not paused and len(self.received) >= self.pause_after:  # type: ignore[operator]
+                    paused = True
+                    time.sleep(PEER_PAUSE_S)  # a slow peer: a short send timeout runs out meanwhile
 
     def finish(self) -> bytes:
         """Close the sending side, wait for the reader to drain, return what it got."""
@@ -456,6 +484,14 @@ def _judge_sent(got: bytes, data: bytes, wrapped: _HalfTaking, count: Any) -> No
             raise NotYet(f"{left}: your function called send() once, and that call took {len(got):,}",
                          PARTIAL_SEND_HINT)
         pos, given, took = trace[-1][:3]
+        if wrapped.timed_out:
+            timeout = wrapped.timeout
+            raise NotYet(f"{left}: the peer paused reading for {PEER_PAUSE_S:g} s, a send() raised TimeoutError"
+                         f"{f' (your socket timeout was {timeout:g} s)' if timeout else ''}, and your function "
+                         "returned as if every byte had been sent", SEND_TIMEOUT_HINT)
+        if len(data) - len(got) == 1:
+            raise NotYet(f"{left}: your function called send() {calls} times and stopped with exactly 1 byte "
+                         "unsent (the last one)", OFF_BY_ONE_HINT)
         if all(g == len(data) - p and ok for p, g, _t, ok, _h in trace):
             raise NotYet(f"{left}: your function called send() {calls} times, each time with the rest, and "
                          "stopped with bytes still to send", SEND_COUNT_LOOP_HINT)
@@ -475,7 +511,7 @@ def check_send_all(send_all: Callable[..., Any]) -> str:
     results = []
     big = b" \r\n" + os.urandom(SEND_BIG - 6) + b"\r\n "  # spaces and line ends at both edges
     for data in (big, b"hello"):
-        peer = _SlowReader(limit=2 * len(data) + 65536)
+        peer = _SlowReader(limit=2 * len(data) + 65536, pause_after=len(data) // 4 if len(data) > 4096 else None)
         try:
             wrapped = _HalfTaking(peer.client, data)
             try:
