@@ -185,6 +185,18 @@ def test_concurrency_verdict_follows_the_numbers(seq, conc, status, phrase):
     assert f"{seq:.3f} s" in str(verdict) and f"{conc:.3f} s" in str(verdict)
 
 
+
+def test_concurrency_verdict_does_not_blame_a_server_that_served_all_at_once():
+    """Measured at load 20: 8 clients at once took 12-40 ms against a 10 ms delay, all 8 served at once."""
+    busy = concurrency_verdict("8 clients", 0.10, 0.055, 8, 0.01, served_at_once=8)
+    assert busy.status == "inconclusive" and "served all 8 at once" in str(busy), busy
+    assert "45 ms went to connecting" in str(busy) and "load" in str(busy), busy
+    partly = concurrency_verdict("8 clients", 0.10, 0.055, 8, 0.01, served_at_once=3)
+    assert partly.status == "refined" and "3 in progress at once" in str(partly), partly
+    assert concurrency_verdict("8 clients", 0.10, 0.02, 8, 0.01, served_at_once=8).status == "confirmed"
+    assert concurrency_verdict("8 clients", 0.10, 0.09, 8, 0.01, served_at_once=8).status == "inconclusive"
+    assert concurrency_verdict("8 clients", 0.10, 0.09, 8, 0.01, served_at_once=1).status == "contradicted"
+
 @pytest.mark.parametrize("claim", __import__("socketlessons.lessons.l05_best_practices.claims",
                                              fromlist=["CLAIMS"]).CLAIMS, ids=lambda c: c.name)
 @pytest.mark.usefixtures("no_leaks")

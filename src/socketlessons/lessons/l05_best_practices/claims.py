@@ -69,14 +69,15 @@ def _blocking_freezes_the_kernel() -> Status:
 
 def _gather_overlaps_the_waits() -> Status:
     """Section 6's sweep for the two series its verdict compares, at the lesson's sizes."""
-    runs = {}
+    runs, served = {}, {}
     for label, at_once in (("one after another", False), ("asyncio.gather", True)):
         with SlowEchoServer(delay=SERVER_DELAY_S) as srv:
             runs[label] = sweep(lambda n, a=at_once, s=srv: clients_timing(s.address, n, at_once=a, repeats=REPEATS),
                                 CLIENTS, series=label)
+        served[label] = srv.max_concurrent
     total = {label: points[-1].median_ns / 1e9 for label, points in runs.items()}
     return concurrency_verdict(f"{CLIENTS[-1]} clients", total["one after another"], total["asyncio.gather"],
-                               CLIENTS[-1], SERVER_DELAY_S).status
+                               CLIENTS[-1], SERVER_DELAY_S, served_at_once=served["asyncio.gather"]).status
 
 
 CLAIMS = [
