@@ -346,6 +346,18 @@ def rss_bytes(pid: int | None = None) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
+def _descriptors(pid: int | None) -> int | None:
+    """Open descriptors (handles on Windows) of process ``pid``, or None where psutil cannot count them."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    count = getattr(proc, "num_fds", None) or getattr(proc, "num_handles", None)
+    try:
+        return int(count()) if count else None
+    except psutil.Error:  # pragma: no cover - a process we may not inspect
+        return None
+
+
 def os_threads(pid: int | None = None) -> int:
     """Operating-system threads of this process (or ``pid``)."""
     import psutil
@@ -420,15 +432,27 @@ def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeou
     with _server(kind, 0.0, "sleep", mode=mode) as server:  # type: ignore[arg-type]
         pid = server._process.process.pid if mode == "process" else None
         time.sleep(0.05)
-        rss0, threads0 = rss_bytes(pid), os_threads(pid)
+        rss0, threads0, fds0 = rss_bytes(pid), os_threads(pid), _descriptors(pid)
         idle: IdleConnections = open_connections(server.address, n, timeout=timeout)
         with idle:
-            # the server may still be accepting the last ones (a thread each: about 1 ms apiece)
+            # the server may still be accepting the last ones (a thread each: about 1 ms apiece);
+            # in its own process, count what it holds: one descriptor per accepted connection
+            # (and a thread each for thread-per-client)
             deadline = time.monotonic() + min(timeout, 5.0 + n / 200)
-            while mode == "thread" and server.connections < len(idle) and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                if mode == "thread":
+                    if server.connections >= len(idle):
+                        break
+                elif (fds0 is None or _descriptors(pid) - fds0 >= len(idle)) and \
+                        (kind != "threaded" or os_threads(pid) - threads0 >= len(idle)):
+                    break
                 time.sleep(0.01)
             rss1, threads1 = rss_bytes(pid), os_threads(pid)
-            held = server.connections if mode == "thread" else len(idle)
+            if mode == "thread":
+                held = server.connections
+            else:
+                fds1 = _descriptors(pid)
+                held = len(idle) if fds0 is None or fds1 is None else min(len(idle), max(fds1 - fds0, 0))
             result = run_load(server.address, active, requests=requests, timeout=timeout) if active else None
     return IdleCost(kind, n, held, idle.failed, (rss1 - rss0) / max(held, 1), threads1 - threads0,
                     idle.seconds, result, note)
