@@ -315,8 +315,18 @@ def with_makefile_writer(conn, status, body, content_type="text/plain; charset=u
         f.write(body)
 
 
+def with_responses_table(conn, status, body, content_type="text/plain; charset=utf-8"):
+    from http.server import BaseHTTPRequestHandler
+
+    reason = BaseHTTPRequestHandler.responses[status][0]  # the reason phrase, another way
+    out = bytearray(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n", "ascii")
+    out += body
+    conn.sendall(out)
+
+
 SEND_ALTERNATIVES = {"reference": send_response, "headers and body in two sendalls": two_sendalls,
-                     "makefile('wb')": with_makefile_writer}
+                     "makefile('wb')": with_makefile_writer, "reason from http.server's table": with_responses_table}
 
 
 @pytest.mark.parametrize("name", list(SEND_ALTERNATIVES))
