@@ -523,13 +523,14 @@ def test_send_all_socket_takes_part_every_time():
 @pytest.mark.slow
 def test_l01_checkers_give_the_same_verdict_20_times():
     """The references and the timing-sensitive mutants (busy loops, judged by the CPU time they
-    use), 20 runs each: one verdict every time. (The paced reads and the half-taking send make
+    use; a short send timeout against the peer's pause), 20 runs each: one verdict every time. (The paced reads and the half-taking send make
     every other mutant's verdict independent of timing.)"""
     cases = [
         (check_recv_exactly, solution("recv_exactly"), ""),
         (check_recv_exactly, spins_nonblocking, BUSY_HINT),
         (check_send_all, solution("send_all"), ""),
         (check_send_all, send_spins_nonblocking, BUSY_HINT),
+        (check_send_all, timeout_swallowed, SEND_TIMEOUT_HINT),  # the peer's 0.4 s pause vs a 0.05 s timeout
     ]
     for check, fn, hint in cases:
         seen = set()

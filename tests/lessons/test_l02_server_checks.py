@@ -14,6 +14,7 @@ import pytest
 from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT, solution
 from socketlessons.lessons.l02_server.checks import (
     BIND_CLOSE_HINT,
+    BIND_ERROR_HINT,
     BYTES_HINT,
     CATCH_HINT,
     CLIENTS_HINT,
@@ -21,8 +22,10 @@ from socketlessons.lessons.l02_server.checks import (
     COUNT_HINT,
     EOF_HINT,
     LISTEN_HINT,
+    LISTENER_HINT,
     LOOP_HINT,
     LOOPBACK_HINT,
+    NEXT_PORT_HINT,
     RETRY_HINT,
     RETURN_HINT,
     RETURN_SOCK_HINT,
@@ -396,6 +399,19 @@ def never_returns(listener, clients, timeout):
                 pass
 
 
+def closes_listener(listener, clients, timeout):
+    with listener:  # "tidy up": but the listener is the caller's
+        for _ in range(clients):
+            conn, _ = listener.accept()
+            conn.settimeout(timeout)
+            with conn:
+                try:
+                    while data := conn.recv(4096):
+                        conn.sendall(data)
+                except TimeoutError:
+                    pass
+
+
 ECHO_MUTANTS = [
     (single_recv, LOOP_HINT),
     (three_recvs, COUNT_HINT),
@@ -419,6 +435,7 @@ ECHO_MUTANTS = [
     (busy_poll, BUSY_HINT),
     (one_client_only, CLIENTS_HINT),
     (never_returns, RETURN_HINT),
+    (closes_listener, LISTENER_HINT),
 ]
 
 
@@ -575,6 +592,37 @@ def module_socket(port):
     return _SOCK["sock"]
 
 
+def swallows_bind_error(port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        print("could not bind:", exc)  # the caller gets None and no error
+        sock.close()
+        return None
+    sock.listen()
+    return sock
+
+
+def tries_next_port(port):
+    import errno
+
+    for p in range(port, port + 5) if port else [0]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", p))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                continue  # "in use? take the next one"
+            raise
+        sock.listen()
+        return sock
+    raise OSError(errno.EADDRINUSE, "no free port")
+
+
 OPEN_MUTANTS = [
     pytest.param(no_reuseaddr, REUSE_HINT, marks=posix_only, id="no_reuseaddr"),
     pytest.param(reuseaddr_after_bind, REUSE_ORDER_HINT, marks=posix_only, id="reuseaddr_after_bind"),
@@ -585,6 +633,8 @@ OPEN_MUTANTS = [
     pytest.param(all_interfaces, LOOPBACK_HINT, id="all_interfaces"),
     pytest.param(forgets_return, RETURN_SOCK_HINT, id="forgets_return"),
     pytest.param(module_socket, SAME_SOCK_HINT, id="module_socket"),
+    pytest.param(swallows_bind_error, BIND_ERROR_HINT, id="swallows_bind_error"),
+    pytest.param(tries_next_port, NEXT_PORT_HINT, id="tries_next_port"),
 ]
 
 

@@ -13,7 +13,7 @@ a loop that does not stop at ``b""`` or a connection not closed (the client neve
 of the stream), no timeout or a timeout that is caught and retried (the silent client blocks
 the server), a timeout that escapes the function or is swallowed around the whole loop,
 ``send`` instead of ``sendall`` (the 4 MiB client gets part back), serving fewer clients than
-asked and never returning. ``checks._core.checker`` adds the busy loop (CPU of the learner's
+asked, never returning, and closing the caller's listener (``with listener:``). ``checks._core.checker`` adds the busy loop (CPU of the learner's
 thread), a changed ``socket.setdefaulttimeout`` and sockets left open.
 
 Judged on behaviour, with margins for a busy machine: the learner's timeout (0.5 s) is ten times
@@ -27,7 +27,8 @@ and correct servers failed on time.
 connection of that server in TIME_WAIT (the server closes first) and closes it, calls
 ``open_server`` again on the same port, as a restarted server would, and then once more while
 that one still listens, as a second copy of the server started by mistake would. It catches: no
-``SO_REUSEADDR`` ("Address already in use" on Linux and macOS), ``SO_REUSEADDR`` set after
+``SO_REUSEADDR`` ("Address already in use" on Linux and macOS), the bind error caught and
+``None`` returned, another port tried instead, ``SO_REUSEADDR`` set after
 ``bind()``, ``SO_REUSEPORT`` instead (two live servers could then share the port), a socket not
 closed when ``bind()`` fails, not listening, binding beyond loopback, a socket kept across
 calls, and returning nothing. ``socket.create_server()`` passes: it does all of this right.
@@ -74,6 +75,8 @@ SWALLOW_HINT = ("put the try/except TimeoutError inside the for loop, around one
 SENDALL_HINT = ("send() takes only what fits in the buffer (with a timeout set, it does not wait for "
                 "room): use sendall(), which loops until every byte is sent")
 CLIENTS_HINT = "accept one connection per client: loop for _ in range(clients): around accept()"
+LISTENER_HINT = ("the listening socket belongs to the caller, who may serve more clients with it: close each "
+                 "connection you accept, never the listener (no `with listener:` in your function)")
 RETURN_HINT = "after the last client, return: loop for _ in range(clients):, not while True:"
 REUSE_HINT = ("set SO_REUSEADDR before bind(): sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
               "it lets a restarted server bind a port whose old connections are still in TIME_WAIT")
@@ -84,6 +87,12 @@ REUSEPORT_HINT = ("use SO_REUSEADDR, not SO_REUSEPORT: SO_REUSEPORT lets several
                   "mistake would silently take half of its clients")
 SHARED_HINT = ("a second server could listen on a port your first one still used: on Windows SO_REUSEADDR "
                "allows exactly that, so set it only where TIME_WAIT needs it (not on Windows)")
+BIND_ERROR_HINT = ("when bind() fails, let the OSError ('Address already in use') leave your function after "
+                   "closing the socket (except OSError: sock.close(); raise): returning None, or printing the "
+                   "error, hides from the caller that the server could not start")
+NEXT_PORT_HINT = ("bind exactly the port you are given, and when it is in use let the OSError leave your function: "
+                  "a server that quietly moves to another port is one its clients cannot find, and a second copy "
+                  "started by mistake should fail, not run beside the first")
 BIND_CLOSE_HINT = ("when bind() fails, close the socket before the error leaves your function: wrap bind() "
                    "and listen() in try: ... except OSError: sock.close(); raise")
 RETURN_SOCK_HINT = "return the listening socket itself (return sock), so the caller can accept() on it"
@@ -257,6 +266,9 @@ def _returns(server: BackgroundServer, clients: int) -> None:
            RETURN_HINT)
     expect(server.left_open == 0, f"your function returned with {server.left_open} connection(s) still open",
            CLOSE_HINT)
+    listener = server._listener
+    expect(listener is None or listener.fileno() != -1, f"all {clients} clients were served, but your function "
+           "closed the listening socket it was given (the caller could accept no more clients on it)", LISTENER_HINT)
 
 
 @checker("echo_server", solution="echo_server")
@@ -395,6 +407,7 @@ def _forget(exc: BaseException) -> None:
 
 def _no_second_live_server(open_server: Callable[..., Any], live: socket.socket, port: int) -> None:
     """While ``live`` listens on ``port``, a second ``open_server(port)`` must fail, and close its socket."""
+    failed = False
     with recording_resource_warnings() as unclosed:
         try:
             third = call(open_server, port, timeout=3)
@@ -402,7 +415,17 @@ def _no_second_live_server(open_server: Callable[..., Any], live: socket.socket,
             if not _in_use(exc):
                 raise
             _forget(exc)
-            third = None
+            third, failed = None, True
+    if isinstance(third, socket.socket) and third.fileno() != -1:
+        elsewhere = third.getsockname()[1]
+        if elsewhere != port:
+            third.close()
+            raise NotYet(f"while your server listened on port {port}, a second open_server({port}) returned a "
+                         f"socket on port {elsewhere} instead of failing with 'Address already in use'",
+                         NEXT_PORT_HINT)
+    if third is None and not failed:
+        raise NotYet(f"while your server listened on port {port}, a second open_server({port}) returned None "
+                     "instead of raising the OSError from bind() ('Address already in use')", BIND_ERROR_HINT)
     if third is not None:
         shared = isinstance(third, socket.socket) and _listening(third)
         reuseport = _option(live, "SO_REUSEPORT")
