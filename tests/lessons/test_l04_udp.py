@@ -225,3 +225,22 @@ def test_udp_pair_on_ipv6_when_available(no_leaks):
         tx.sendto(b"six", rx.getsockname())
         assert rx.recvfrom(16)[0] == b"six"
         assert rx.family == socket.AF_INET6
+
+
+def test_ping_panel_stop_ends_a_long_run_and_says_so():
+    """60 pings at 90 % loss with 3 retries wait about 10 s: Stop ends the run after the ping in
+    progress, the status says how many ran, and Run is usable again."""
+    import time
+
+    panel = udp.PingPanel(loss=0.9, count=60, timeout=0.05)
+    panel.retries.value = 3
+    assert panel.start_run()
+    time.sleep(0.6)
+    assert panel._run.running and panel.stop_button.layout.display == ""
+    t0 = time.monotonic()
+    panel.stop()
+    assert panel._run.wait(10), panel.status.value
+    assert time.monotonic() - t0 < 5  # one ping's 4 attempts take 0.2 s; a busy machine gets more
+    assert "Stopped" in panel.summary and len(panel.rtts) < 60, panel.summary
+    assert not panel.button.disabled and panel.stop_button.layout.display == "none"
+    assert any(r.label.startswith("timeout 50 ms") for r in panel.plot.references)

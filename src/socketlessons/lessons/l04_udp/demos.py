@@ -295,10 +295,12 @@ class PingRun:
 
 
 def ping_series(address: tuple[str, int], count: int = 50, *, timeout: float = 0.05, retries: int = 0,
-                on_ping: Callable[[int, float | None, float], None] | None = None) -> PingRun:
+                on_ping: Callable[[int, float | None, float], None] | None = None,
+                stopped: Callable[[], bool] | None = None) -> PingRun:
     """The exercise's pinger (``ping {seq} {attempt}``, a deadline per attempt, retries), which also
     notes late replies to pings it gave up on. ``on_ping(seq, rtt, waited)`` runs after each ping
-    (``waited``: seconds from its first send to its answer or to giving up)."""
+    (``waited``: seconds from its first send to its answer or to giving up); when ``stopped()``
+    turns true (a panel's Stop) no further ping starts."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
         raise ValueError(f"count must be an int from 1 to 10,000 pings, got {count!r}")
     if not 0.001 <= timeout <= 10:
@@ -309,6 +311,8 @@ def ping_series(address: tuple[str, int], count: int = 50, *, timeout: float = 0
     run = PingRun()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         for seq in range(count):
+            if stopped is not None and stopped():
+                break
             rtt, first = None, time.perf_counter()
             for attempt in range(1 + retries):
                 message = f"ping {seq} {attempt}".encode()
@@ -423,12 +427,16 @@ class PingPanel(LessonPanel):
                                          continuous_update=False, style=style)
         self.count, self.timeout, self.jitter = count, timeout, jitter
         self.button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = self._make_stop_button()  # hidden until a run starts
         self.status = widgets.HTML()
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(f"UDP ping, {timeout * 1000:.0f} ms timeout: round trip, or time waited if lost",
                              "ping number", "milliseconds", output=self.output, scale=1e-6, min_interval_s=1.0,
                              ymin=0)
-        self.box = widgets.VBox([self.loss, self.retries, self.button, self.status, self.output])
+        # The line the text names: a lost ping sits at (1 + retries) timeouts, an answered one below one.
+        self.plot.add_reference(f"timeout {timeout * 1000:g} ms", y=timeout * 1000)
+        self.box = widgets.VBox([self.loss, self.retries, widgets.HBox([self.button, self.stop_button]),
+                                 self.status, self.output])
         self.rtts: list[float | None] = []
         self.result = PingRun()
         self.verdict: Verdict | None = None
@@ -440,13 +448,10 @@ class PingPanel(LessonPanel):
         self.plot.redraw()
 
     def start_run(self) -> bool:
-        if self._run.running:
-            self.status.value = "Already running: wait for this run to finish."
-            return False
-        self.button.disabled = True
-        self.error = ""
-        self.status.value = f"Pinging {self.count} times at {self.loss.value:.0%} loss, {self.retries.value} retries …"
-        return self._run.start(self._worker)
+        if not self._run.running:
+            self.error = ""
+        return self._begin(self._worker, f"Pinging {self.count} times at {self.loss.value:.0%} loss, "
+                                         f"{self.retries.value} retries …")
 
     def snapshot(self) -> Any:
         """The current figure as a static PNG (``IPython.display.Image``), kept in a saved notebook."""
@@ -465,16 +470,17 @@ class PingPanel(LessonPanel):
             self.server = UDPEchoServer(loss=loss, jitter=self.jitter, name="lesson04-ping-panel").start()
             try:
                 self.result = ping_series(self.server.address, self.count, timeout=self.timeout, retries=retries,
-                                          on_ping=on_ping)
+                                          on_ping=on_ping, stopped=lambda: self._run.stopped)
             finally:
                 self.server.stop()
             self.rtts = self.result.rtts
             self.verdict = loss_verdict(self.result, loss, retries)
             self.summary = f"{rtt_summary(self.rtts)}. {self.verdict}"
+            if self._run.stopped:
+                self.summary = f"{self._stop_note()} {len(self.rtts)} of {self.count} pings ran. {self.summary}"
             self.status.value = html.escape(self.summary)
         except Exception as exc:
             self.error = self.summary = f"The run failed: {type(exc).__name__}: {exc}"
             self.status.value = html.escape(self.summary)
         finally:
             self.plot.finish()
-            self.button.disabled = False
