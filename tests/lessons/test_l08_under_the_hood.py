@@ -271,15 +271,37 @@ def test_gil_verdict_without_a_busy_thread_compares_medians():
     assert v.status == "confirmed" and "median 6.0 µs" in v.text, v
 
 
-@pytest.mark.parametrize(("short_mean_ns", "phrase", "status"), [(80e3, "cut the waits ×2.5", "confirmed"),
-                                                                 (400e3, "×2.0 slower", "contradicted"),
-                                                                 (190e3, "within ×1.5", "inconclusive")])
-def test_switch_verdict_follows_the_means(short_mean_ns, phrase, status):
-    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005, True)
-    short = GilResult("busy, short switch", 15e3, short_mean_ns, 1e6, 30e6, 1_500, 0.0005, True)
+@pytest.mark.parametrize(("short_wait_ns", "phrase", "status"), [(0.6e6, "cut each wait ×8.3", "confirmed"),
+                                                                 (8e6, "×1.6 LONGER", "contradicted"),
+                                                                 (4e6, "within ×1.5", "inconclusive")])
+def test_switch_verdict_follows_the_length_of_the_waits(short_wait_ns, phrase, status):
+    default = GilResult("busy", 15e3, 200e3, 5e6, 40e6, 1_500, 0.005, True, busy_cpu_share=0.95, waits=40,
+                        wait_median_ns=5e6)
+    short = GilResult("busy, short switch", 15e3, 300e3, 1e6, 30e6, 1_500, 0.0005, True, busy_cpu_share=0.95,
+                      waits=400, wait_median_ns=short_wait_ns)
     v = switch_verdict(default, short)
     assert phrase in v.text and "0.5 ms vs 5 ms" in v.text and v.status == status, v
+    assert "400 vs 40 round trips waited" in v.text, v
 
+
+def test_switch_verdict_needs_waits_to_compare():
+    default = GilResult("busy", 15e3, 20e3, 5e6, 40e6, 1_500, 0.005, True, busy_cpu_share=0.95, waits=3,
+                        wait_median_ns=5e6)
+    v = switch_verdict(default, dataclasses.replace(default, switch_s=0.0005, waits=50, wait_median_ns=0.5e6))
+    assert v.status == "inconclusive" and "too few waits" in v.text, v
+
+
+def test_gil_result_counts_the_waits():
+    r = GilResult.from_samples("busy", [6e3] * 100 + [5e6, 5.2e6, 100e3], busy=True)
+    assert r.waits == 2 and r.wait_median_ns == pytest.approx(5.1e6)
+
+
+def test_a_busy_thread_that_made_round_trips_wait_cannot_contradict():
+    quiet = dataclasses.replace(_gil("process server, quiet", 9, server="process"), n=40_000, waits=2)
+    seldom = dataclasses.replace(_gil("process server, busy thread", 10, busy=True, server="process", share=0.95),
+                                 n=20_000, waits=60)
+    v = gil_verdict(quiet, seldom)
+    assert v.status == "inconclusive" and "60 of 20,000 round trips waited" in v.text, v
 
 
 def test_a_starved_busy_thread_cannot_contradict():
@@ -292,13 +314,12 @@ def test_a_starved_busy_thread_cannot_contradict():
     assert slowed.status == "confirmed", slowed  # a slowdown seen is seen, however little CPU it got
     fed = gil_verdict(quiet, _gil("process server, busy thread", 10, busy=True, server="process", share=0.9))
     assert fed.status == "contradicted", fed
-    default = _gil("busy", 200, busy=True, share=0.3)
-    assert switch_verdict(default, _gil("busy, short", 190, busy=True, switch_s=0.0005, share=0.3)).status == \
-        "inconclusive"
-    assert switch_verdict(default, _gil("busy, short", 400, busy=True, switch_s=0.0005, share=0.3)).status == \
-        "inconclusive"
-    assert switch_verdict(default, _gil("busy, short", 50, busy=True, switch_s=0.0005, share=0.3)).status == \
-        "confirmed"
+    default = dataclasses.replace(_gil("busy", 200, busy=True, share=0.3), waits=30, wait_median_ns=7e6)
+    short = dataclasses.replace(default, switch_s=0.0005, waits=40)
+    for wait_ns in (5.4e6, 11e6):  # as long, or longer: a starved busy thread cannot tell
+        v = switch_verdict(default, dataclasses.replace(short, wait_median_ns=wait_ns))
+        assert v.status == "inconclusive" and "30% of a core" in v.text, v
+    assert switch_verdict(default, dataclasses.replace(short, wait_median_ns=1e6)).status == "confirmed"
 
 
 def test_placement_verdict_reads_the_fastest_window():
@@ -322,6 +343,7 @@ def test_gil_rounds_alternate_the_conditions():
     assert quiet.mean_ns == pytest.approx(statistics.median(quiet.window_means_us) * 1e3)
     assert 0 < busy.busy_cpu_share <= 1.5 and quiet.how == "3 windows of 0.02 s"
     assert "median of 3 windows' means" in str(busy)
+
 
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: internals.time_requests(("127.0.0.1", 9), nodelay=True, n=0), "n"),

@@ -89,7 +89,9 @@ CLAIMS = [
           run=lambda: _busy_thread_slows("process")),
     Claim(lesson="l08_under_the_hood", name="with no busy thread, a process server costs what a thread server "
                                             "costs (within ×1.5)", truth="confirmed",
-          why="both use blocking recv/sendall, which release the GIL; measured mean 6-9 µs either way quiet",
+          why="both use blocking recv/sendall, which release the GIL; measured 5-7 µs either way in the fastest of "
+              "5 windows (another window can catch the operating system waking the partner on an idle CPU first: "
+              "63-77 µs for 3 windows in a row, either server)",
           run=_placement_alone),
     Claim(lesson="l08_under_the_hood", name="a shorter switch interval cuts the GIL waits", truth="confirmed",
           why="sys.setswitchinterval(0.0005) makes the busy thread let go of the GIL 10x sooner (measured "

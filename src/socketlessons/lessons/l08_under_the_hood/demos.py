@@ -556,6 +556,11 @@ def echo_rtts_ns(address: tuple[str, int], *, n: int = 100_000, deadline_s: floa
     return out
 
 
+#: A round trip this long waited for something: a 1-byte loopback echo costs 5-50 µs, and a GIL
+#: wait lasts up to the switch interval (0.5 ms at the shortest the lesson sets): half of that.
+WAIT_NS = 250_000
+
+
 @dataclasses.dataclass(frozen=True)
 class GilResult:
     """Round trips measured in one condition (quiet or busy kernel, thread or process server).
@@ -581,6 +586,9 @@ class GilResult:
     window_s: float = 0.3
     #: ``gil_rounds``: the median round trip of each window (µs)
     window_medians_us: tuple[float, ...] = ()
+    #: round trips of at least ``WAIT_NS`` (GIL waits, or the machine's), and the median of those
+    waits: int = 0
+    wait_median_ns: float = math.nan
 
     @classmethod
     def from_samples(cls, label: str, samples_ns: Sequence[float], switch_s: float | None = None, *,
@@ -591,8 +599,10 @@ class GilResult:
             raise ValueError(f"server must be 'thread' or 'process', got {server!r}")
         ordered = sorted(samples_ns)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        long = [t for t in ordered if t >= WAIT_NS]
         return cls(label, statistics.median(ordered), statistics.fmean(ordered), p99, ordered[-1], len(ordered),
-                   sys.getswitchinterval() if switch_s is None else switch_s, busy, server, busy_cpu_share)
+                   sys.getswitchinterval() if switch_s is None else switch_s, busy, server, busy_cpu_share,
+                   waits=len(long), wait_median_ns=statistics.median(long) if long else math.nan)
 
     def __str__(self) -> str:
         busy = (f"; the busy thread got {self.busy_cpu_share:.0%} of a core"
@@ -728,6 +738,12 @@ def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
                 f"{head}: slowed by GIL waits. The busy thread ran in this kernel's process, where {where}{got}; "
                 f"every socket call that returns must wait up to the switch interval "
                 f"({other.switch_s * 1e3:g} ms) to run again (slowest round trip {other.max_ns / 1e6:,.1f} ms)."))
+        extra = other.waits / max(other.n, 1) - base.waits / max(base.n, 1)  # share of round trips that waited
+        if ratio < SAME and extra * other.n >= 5 and extra >= 0.001:
+            return Verdict("inconclusive", (
+                f"{head}: the mean moved little, yet {other.waits:,} of {other.n:,} round trips waited "
+                f"≥ {WAIT_NS / 1e3:g} µs (quiet: {base.waits:,} of {base.n:,}){got}: the busy thread did take the "
+                f"GIL now and then, too seldom this run to say it slows round trips ({_load_text()}). Run again."))
         if ratio < SAME and not other.busy_cpu_share < BUSY_SHARE:
             return Verdict("contradicted", f"{head}: no GIL wait to speak of, although a busy thread ran{got}.")
         if ratio < DIFFERENT and other.busy_cpu_share < BUSY_SHARE:
@@ -766,28 +782,41 @@ def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
 
 
 def switch_verdict(default: GilResult, short: GilResult) -> Verdict:
-    """Compare two busy-thread trials that differ only in the switch interval (means).
+    """Compare two busy-thread trials that differ only in the switch interval.
 
     A shorter interval makes the busy thread let go of the GIL sooner, so each wait is shorter.
-    Status of "a shorter switch interval cuts the waits".
+    Status of "a shorter switch interval cuts the waits". Estimator: the median length of the
+    round trips that waited (≥ ``WAIT_NS``), the very thing the interval bounds. Not the mean:
+    how MANY round trips wait is a race between the two threads that goes either way from one
+    run to the next (measured quiet, the same busy thread: every round trip waiting 5 ms in one
+    run, one in 400 in the next), so the means of two trials once came out ×1.5 the wrong way.
     """
     ratio = short.mean_ns / default.mean_ns if default.mean_ns > 0 else math.inf
     head = (f"busy thread, switch interval {short.switch_s * 1e3:g} ms vs {default.switch_s * 1e3:g} ms: "
-            f"mean {short.mean_ns / 1e3:,.0f} µs vs {default.mean_ns / 1e3:,.0f} µs per round trip")
-    if ratio <= 1 / SAME:
-        return Verdict("confirmed", f"{head}\n→ the shorter interval cut the waits ×{1 / ratio:.1f}: the busy "
-                                    "thread had to let go of the GIL sooner each time.")
-    share = min(default.busy_cpu_share, short.busy_cpu_share)
-    if ratio > 1 / SAME and share < BUSY_SHARE:
+            f"mean {short.mean_ns / 1e3:,.0f} µs vs {default.mean_ns / 1e3:,.0f} µs per round trip; "
+            f"{short.waits:,} vs {default.waits:,} round trips waited ≥ {WAIT_NS / 1e3:g} µs")
+    if min(short.waits, default.waits) < 5:
         return Verdict("inconclusive", (
-            f"{head}\n→ ×{1 / ratio:.1f} faster with the shorter interval, but a busy thread got only {share:.0%} "
-            f"of a core ({_load_text()}): while it waits for a CPU it holds no GIL, and the operating system's "
-            "scheduler, not the switch interval, decides the waits. Measure again when the machine is quieter."))
-    if ratio >= SAME:
+            f"{head}\n→ too few waits to compare their length (at least 5 each needed); the busy thread got "
+            f"{min(default.busy_cpu_share, short.busy_cpu_share):.0%} of a core ({_load_text()}). Run the trials "
+            "again."))
+    cut = default.wait_median_ns / short.wait_median_ns if short.wait_median_ns > 0 else math.inf
+    head += (f", typically {short.wait_median_ns / 1e6:,.2f} ms vs {default.wait_median_ns / 1e6:,.2f} ms each "
+             "(median)")
+    if cut >= SAME:
+        return Verdict("confirmed", f"{head}\n→ the shorter interval cut each wait ×{cut:.1f}: the busy thread "
+                                    "had to let go of the GIL sooner each time"
+                       + (f" (the mean moved ×{1 / ratio:.1f})." if ratio > 0 else "."))
+    share = min(default.busy_cpu_share, short.busy_cpu_share)
+    if share < BUSY_SHARE:
+        return Verdict("inconclusive", (
+            f"{head}\n→ the waits were about as long either way, but a busy thread got only {share:.0%} of a "
+            f"core ({_load_text()}): while it waits for a CPU, the operating system's scheduler, not the switch "
+            "interval, decides the waits. Measure again when the machine is quieter."))
+    if cut <= 1 / SAME:
         return Verdict("contradicted", (
-            f"{head}\n→ ×{ratio:.1f} slower with the shorter interval this time ({_load_text()}): "
-            "more switching, and when other programs hold the CPUs the operating system's scheduler, not "
-            "the GIL, decides the waits. Run the trials again to see whether it repeats."))
+            f"{head}\n→ each wait ×{1 / cut:.1f} LONGER with the shorter interval ({_load_text()}): the switch "
+            "interval did not bound the waits here."))
     return Verdict("inconclusive", (f"{head}\n→ within ×{SAME:g}: no clear effect this run ({_load_text()}); "
                                     f"the two trials ran {short.how} each. Run the trials again."))
 
