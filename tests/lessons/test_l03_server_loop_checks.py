@@ -75,6 +75,28 @@ def closes_only_on_eof(conn):  # the error path leaks the socket of a client tha
         pass
 
 
+def catches_only_resets(conn):  # BrokenPipeError (a client gone while we send) escapes
+    try:
+        while data := conn.recv(4096):
+            conn.sendall(data)
+    except ConnectionResetError:
+        pass
+    finally:
+        conn.close()
+
+
+def returns_on_reset_without_close(conn):  # the except path returns before the close at the end
+    while True:
+        try:
+            data = conn.recv(4096)
+        except ConnectionError:
+            return
+        if not data:
+            break
+        conn.sendall(data)
+    conn.close()
+
+
 def strips(conn):  # bytes altered: whitespace at the ends
     with conn:
         try:
@@ -191,6 +213,8 @@ ECHO_MUTANTS = [
     (never_closes, "still open", c.CLOSE_HINT),
     (raises_on_reset, "disconnected early", c.RESET_HINT),
     (closes_only_on_eof, "without closing", c.CLOSE_HINT),
+    (catches_only_resets, "raised BrokenPipeError", c.RESET_KINDS_HINT),
+    (returns_on_reset_without_close, "first recv() raised", c.CLOSE_HINT),
     (strips, "got back", c.BYTES_HINT),
     (normalises_line_ends, "got back", c.BYTES_HINT),
     (treats_bytes_as_text, "UnicodeDecodeError", c.TEXT_HINT),
@@ -198,7 +222,7 @@ ECHO_MUTANTS = [
     (store_and_forward, "no reply came back", c.STORE_HINT),
     (timeout_taken_for_the_end, "during the pause", c.PAUSE_HINT),
     (timeout_raises, "raised TimeoutError", c.PAUSE_HINT),
-    (module_level_buffer, "got back b'goodbye", c.STATE_HINT),
+    (module_level_buffer, "a new connection sent", c.STATE_HINT),
     (spins_on_non_blocking, "a busy loop", BUSY_HINT),
     (sets_the_default_timeout, "", GLOBAL_TIMEOUT_HINT),
 ]
@@ -425,6 +449,23 @@ def polls_non_blocking(listener, handle_client):  # busy loop: spin on BlockingI
         threading.Thread(target=handle_client, args=(conn,), daemon=True).start()
 
 
+def late_bound_lambda(listener, handle_client):  # the lambda reads conn when the thread runs
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=lambda: handle_client(conn)).start()
+
+
+def serves_exactly_eight(listener, handle_client):  # "the checker sends eight": a count, not the end
+    threads = []
+    for _ in range(8):
+        conn, _ = listener.accept()
+        t = threading.Thread(target=handle_client, args=(conn,))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+
+
 SERVE_MUTANTS = [
     (serve_stub, "`...` body", "write the function"),
     (sequential, "at most 1", c.THREAD_HINT),
@@ -441,6 +482,8 @@ SERVE_MUTANTS = [
     (retries_a_closed_listener, "still running", c.ENDLESS_HINT),
     (retries_the_handler, "again for a connection", c.RETRY_HINT),
     (polls_non_blocking, "polls instead of waiting", c.SPIN_ACCEPT_HINT),
+    (late_bound_lambda, "two different threads", c.LATE_BINDING_HINT),
+    (serves_exactly_eight, "3 more came", c.FIXED_COUNT_HINT),
 ]
 
 
@@ -523,7 +566,9 @@ def _twenty(case: str) -> list[tuple[bool, str]]:
                  "echo timeout": (check_echo_until_eof, timeout_taken_for_the_end),
                  "echo spin": (check_echo_until_eof, spins_on_non_blocking),
                  "serve ref": (check_serve_concurrently, serve_concurrently),
-                 "serve pool": (check_serve_concurrently, pool_of_two)}[case]
+                 "serve pool": (check_serve_concurrently, pool_of_two),
+                 "serve lambda": (check_serve_concurrently, late_bound_lambda),
+                 "echo reset only": (check_echo_until_eof, catches_only_resets)}[case]
     return [(r.passed, r.hint) for r in (check(fn) for _ in range(20))]
 
 
@@ -532,11 +577,13 @@ def _twenty(case: str) -> list[tuple[bool, str]]:
 def test_twenty_runs_same_verdict():
     """Each checker on its reference and on the mutants that sit nearest a margin (a 0.2 s timeout
     against the 0.6 s pause; a spinning loop against the busy-CPU threshold; a pool of two against
-    the 1 s gathering wait), 20 times each, two
+    the 1 s gathering wait; a late-bound lambda against the threads' delayed start; a reset while the
+    echo is sent), 20 times each, two
     processes at a time (which also keeps the machine busy for both)."""
     import multiprocessing
 
-    want = {"echo ref": True, "echo timeout": False, "echo spin": False, "serve ref": True, "serve pool": False}
+    want = {"echo ref": True, "echo timeout": False, "echo spin": False, "serve ref": True, "serve pool": False,
+            "serve lambda": False, "echo reset only": False}
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         seen = dict(zip(want, pool.map(_twenty, want)))
     for case, verdicts in seen.items():

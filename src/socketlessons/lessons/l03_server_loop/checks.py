@@ -11,8 +11,11 @@ a non-blocking socket does), then a 0.6 s pause (a loop that treats a quiet mome
 up here), one more message, and ``shutdown(SHUT_WR)`` (EOF). It then waits for the server's EOF.
 The client sees *where* the conversation stopped (after one echo: a single ``recv``; after a few:
 a loop bounded by a count; during the pause: a timeout taken for the end), so each mistake gets
-its own hint. A second client resets the connection before reading its reply (the function must
-neither raise nor leak the socket); a third, fresh connection must get back only its own bytes
+its own hint. Then clients vanish (the function must neither raise nor leak the socket): one resets the
+connection before sending anything (the first ``recv`` raises: a ``close`` skipped on that path
+shows), one sends a request and resets before reading its reply, and one sends 64 KiB, says it is
+done and resets while the echo is being sent (the ``send`` raises ``BrokenPipeError`` on Linux: a
+function that catches only ``ConnectionResetError`` lets it escape); a third, fresh connection must get back only its own bytes
 (a buffer kept at module level hands the previous connection's leftovers to the next).
 The connection counts the ``recv``/``send`` calls that found nothing to do (``BlockingIOError``):
 thousands of them is a loop that polls a non-blocking socket instead of waiting, whatever share
@@ -20,7 +23,11 @@ of a busy core it got.
 
 ``check_serve_concurrently`` runs the learner's accept loop on a listener with a 0.5 s timeout
 (so the loop ends on its own once the clients have come) and a handler that records how many clients are being served at
-once. Eight clients connect at once and send together; each handler holds its client until all
+once. Eight clients connect and send before the loop starts (waiting in the backlog, so the loop
+accepts them back to back: a thread whose target is ``lambda: handle_client(conn)`` finds the
+next connection in ``conn`` when it runs, and the handler sees one connection from two threads);
+three more come as soon as those eight were accepted (a loop bounded by a count of eight has
+returned by then); each handler holds its client until all
 eight are being served (or 1 s has passed: then it gives up waiting and answers). So the check
 measures the overlap of service intervals, not a total time: thread-per-client reaches 8 at once
 within milliseconds, a pool of two threads reaches 2, a loop that calls the handler inline
@@ -37,6 +44,7 @@ import contextlib
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 import weakref
@@ -45,7 +53,6 @@ from typing import Any
 
 from ...background_call import BackgroundCall
 from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect
-from ...load import run_load
 from ...servers._base import make_listener
 
 __all__ = ["check_echo_until_eof", "check_serve_concurrently"]
@@ -69,6 +76,9 @@ STORE_HINT = ("the client waits for each reply before it sends more: send back e
 CLOSE_HINT = "close the connection when the loop ends: `with conn:` around the loop, or conn.close() in finally"
 RESET_HINT = ("a client can vanish mid-conversation: catch ConnectionError around the loop "
               "(and still close the connection)")
+RESET_KINDS_HINT = ("a client that vanishes shows up as ConnectionResetError, BrokenPipeError or "
+                    "ConnectionAbortedError, depending on when it left: catch their common base class, "
+                    "except ConnectionError:, not one of them (and still close the connection)")
 STATE_HINT = ("bytes from an earlier connection came back on this one: keep buffers inside the function "
               "(a local variable), never at module level, so each call starts empty")
 
@@ -91,6 +101,12 @@ ENDLESS_HINT = ("your loop never ended, not even once the listener was closed: i
                 "raises then and tries again; let an OSError from a closed listener end the loop")
 SPIN_ACCEPT_HINT = ("block instead of spinning: leave the listener blocking (no setblocking(False)), or wait "
                     "for it with selectors/select before accept(); polling accept() burns a whole core")
+LATE_BINDING_HINT = ("pass the connection itself to the thread: threading.Thread(target=handle_client, "
+                     "args=(conn,)). A lambda (or a nested def) such as target=lambda: handle_client(conn) looks "
+                     "up the variable conn only when the thread runs; by then the loop may have accepted the next "
+                     "client, so one connection is served twice and another never")
+FIXED_COUNT_HINT = ("accept until accept() raises (the caller's listener times out when nobody comes), not a fixed "
+                    "number of times: `while True:` around accept(); you cannot know how many clients will come")
 RETRY_HINT = ("call handle_client once per connection: it closes the connection when it returns, so calling "
               "it again (a retry after an exception) can only fail, and with the exception swallowed the "
               "thread would spin forever")
@@ -297,6 +313,18 @@ def check_echo_until_eof(echo_until_eof: Callable[[socket.socket], Any]) -> str:
         expect(conn.fileno() == -1, "your function returned, but the connection is still open: the client is "
                "left waiting for the end of the stream", CLOSE_HINT)
     with _pair() as (client, conn):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a reset before the client sent anything: the function's first recv() raises
+        time.sleep(0.05)
+        try:
+            call(echo_until_eof, conn, timeout=3, on_timeout=_stop(conn))
+        except ConnectionError as exc:
+            raise NotYet(f"a client that disconnected early (a reset before it sent anything) made your function "
+                         f"raise {type(exc).__name__}", RESET_HINT) from None
+        expect(conn.fileno() == -1, "a client reset the connection before sending anything (so your first recv() "
+               "raised ConnectionResetError), and your function returned without closing the connection (a leaked "
+               "socket per rude client)", CLOSE_HINT)
+    with _pair() as (client, conn):
         client.sendall(b"goodbye")
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()  # abortive close: a reset, before the server even read the request
@@ -308,6 +336,7 @@ def check_echo_until_eof(echo_until_eof: Callable[[socket.socket], Any]) -> str:
                          RESET_HINT) from None
         expect(conn.fileno() == -1, "after a client vanished, your function returned without closing the "
                "connection (a leaked socket per rude client)", CLOSE_HINT)
+    _vanishes_while_echoed(echo_until_eof)
     with _pair() as (client, conn):
         log = {}
 
@@ -316,7 +345,7 @@ def check_echo_until_eof(echo_until_eof: Callable[[socket.socket], Any]) -> str:
                 client.sendall(FRESH)
                 got = _read(client, len(FRESH))[0]
                 if got != FRESH:  # read a little more, to show what else came
-                    got += _read(client, 64, wait_s=0.3)[0]
+                    got += _read(client, len(BIG) + 256, wait_s=0.3)[0]
                 log["got"] = got
             except OSError:
                 pass
@@ -331,18 +360,56 @@ def check_echo_until_eof(echo_until_eof: Callable[[socket.socket], Any]) -> str:
         finally:
             player.join(5)
         got = log.get("got", b"")
-        expect(got == FRESH, f"a new connection sent {FRESH!r} and got back {got!r}",
-               STATE_HINT if got.endswith(FRESH) and got != FRESH else BYTES_HINT)
+        expect(got == FRESH, f"a new connection sent {FRESH!r} and got back {_shown(got)}",
+               STATE_HINT if FRESH in got and got != FRESH else BYTES_HINT)
     return (f"echoed {len(MESSAGES) + 2} requests byte for byte (a 64 KiB one and one after a {PAUSE_S:g} s pause "
-            "included), stopped at the end of the stream, closed the connection, survived a client that "
-            "disconnected early, and started the next connection afresh")
+            "included), stopped at the end of the stream, closed the connection, survived clients that reset "
+            "the connection before sending or before reading their reply, or left while their echo was being "
+            "sent, and started the next connection afresh")
+
+
+def _vanishes_while_echoed(echo_until_eof: Callable[[socket.socket], Any]) -> None:
+    """A client sends 64 KiB, says it is done (FIN), and once the first echoed bytes arrive, leaves
+    with a reset, before reading them: the function's send then fails with EPIPE (BrokenPipeError on
+    Linux: the reset came after the client's FIN), not the ConnectionResetError of the other cases.
+    The small buffers make the echo block long before its end, so the reset always comes first."""
+    with _pair(small_buffers=True) as (client, conn):
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sendall(BIG)
+        client.shutdown(socket.SHUT_WR)
+
+        def vanish() -> None:
+            deadline = time.monotonic() + REPLY_WAIT_S
+            with contextlib.suppress(OSError):
+                while time.monotonic() < deadline and not select.select([client], [], [], 0.01)[0]:
+                    pass
+            client.close()  # with unread bytes (and SO_LINGER 0): a reset
+
+        leaver = threading.Thread(target=vanish, daemon=True)
+        leaver.start()
+        try:
+            call(echo_until_eof, conn, timeout=REPLY_WAIT_S + 3, on_timeout=_stop(conn))
+        except ConnectionError as exc:
+            kind = type(exc).__name__
+            raise NotYet(f"a client sent 64 KiB and left while your function was sending the echo back: your "
+                         f"function raised {kind}", RESET_HINT if isinstance(exc, ConnectionResetError)
+                         else RESET_KINDS_HINT) from None
+        finally:
+            leaver.join(REPLY_WAIT_S + 1)
+        expect(conn.fileno() == -1, "a client sent 64 KiB and left while your function was sending the echo back; "
+               "your function returned without closing the connection", CLOSE_HINT)
 
 
 # ---- serve_concurrently --------------------------------------------------------------------------
 
 #: Clients that connect at once: more than a small pool (or the 6 workers of asyncio's default
-#: executor on a 2-core machine) serves at once.
+#: executor on a 2-core machine) serves at once. They are all waiting in the listener's backlog
+#: before the learner's loop starts, so the loop accepts them back to back: a thread whose target
+#: looks ``conn`` up late (a lambda) then finds the NEXT connection there.
 CLIENTS = 8
+#: Clients that come once the first CLIENTS have been accepted: a loop bounded by a count of
+#: CLIENTS (the number the exercise's text names) returns before it accepts them.
+MORE = 3
 #: How long a handler holds its client waiting for the others to be served at the same time.
 #: A thread per client gets all of them in within milliseconds; 1 s is the margin for a busy host.
 GATHER_S = 1.0
@@ -362,6 +429,10 @@ class _Listener(socket.socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.accept_calls = 0
+        self.accepted = 0  # calls that returned a connection
+        #: accept() calls up to this number wait longer than the learner's idle timeout (the
+        #: checker's clients may be slow to come on a busy machine); later ones wait IDLE_S.
+        self.patient_calls = 1
         self.stopped = False
 
     def accept(self) -> tuple[socket.socket, Any]:
@@ -369,13 +440,57 @@ class _Listener(socket.socket):
             raise _CheckerStop("the checker has finished")
         self.accept_calls += 1
         idle = self.gettimeout()
-        if self.accept_calls == 1 and idle == IDLE_S:  # the clients may be slow to come on a busy machine
+        if self.accept_calls <= self.patient_calls and idle == IDLE_S and not _waiting(self):  # slow to come
             self.settimeout(max(idle, GATHER_S + 4))
             try:
-                return super().accept()
+                got = super().accept()
             finally:
                 self.settimeout(idle)
-        return super().accept()
+        else:
+            got = super().accept()
+        self.accepted += 1
+        return got
+
+
+#: A thread the learner's loop starts begins its target only once the loop has come back to
+#: accept() twice more, or has not come back for this long (it is waiting for something else,
+#: say a join()). A busy machine may start a thread that late; the checker makes it happen every
+#: time, so a target that looks ``conn`` up when it runs (a lambda) finds a later connection.
+LATE_START_STALL_S = 0.1
+
+
+@contextlib.contextmanager
+def _threads_start_late(listener: _Listener) -> Iterator[None]:
+    """Delay the start of every thread started (through ``threading``) meanwhile, except the checker's."""
+    previous = threading.getprofile()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        sys.setprofile(None)  # runs once, in the new thread, just before its run()
+        if threading.current_thread().name.startswith("socketlessons"):
+            return
+        target = listener.accept_calls + 2
+        last, since = listener.accept_calls, time.monotonic()
+        while listener.accept_calls < target and not listener.stopped:
+            now = time.monotonic()
+            if listener.accept_calls != last:
+                last, since = listener.accept_calls, now
+            elif now - since > LATE_START_STALL_S:
+                break
+            time.sleep(0.001)
+
+    threading.setprofile(hook)
+    try:
+        yield
+    finally:
+        threading.setprofile(previous)
+
+
+def _waiting(listener: socket.socket) -> bool:
+    """True when a connection waits in ``listener``'s backlog (accept() returns at once)."""
+    try:
+        return bool(select.select([listener], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _thread_cpu_s(native_id: int | None) -> float | None:
@@ -418,7 +533,8 @@ class _Handler:
         self.lock = threading.Lock()
         self.active = self.peak = self.calls = 0
         self.threads: set[int] = set()
-        self.seen: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # ids and fds get reused
+        self.seen: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()  # conn -> thread
+        self.shared = 0  # second calls for one connection from ANOTHER thread (a late-bound lambda)
         self.connections = 0
         self.errors: list[str] = []
         self.repeated = 0
@@ -431,8 +547,10 @@ class _Handler:
             self.calls += 1
             again = conn in self.seen or self.finished
             if conn not in self.seen:
-                self.seen.add(conn)
+                self.seen[conn] = threading.get_ident()
                 self.connections += 1
+            elif self.seen[conn] != threading.get_ident() and not self.finished:
+                self.shared += 1
             self.threads.add(threading.get_ident())
         if again:  # a retry on a connection it already closed, or a call after the check: stop here
             with self.lock:
@@ -463,19 +581,58 @@ class _Handler:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
+def _connect(address: tuple[str, int], first: int, n: int, clients: list[tuple[socket.socket, bytes]]) -> None:
+    """``n`` clients connect and send their request (numbered from ``first``); the listener's backlog
+    holds them until the learner's loop accepts them."""
+    for i in range(first, first + n):
+        sock = socket.create_connection(address, timeout=5)
+        request = f"request {i:02d}".encode()
+        clients.append((sock, request))
+        sock.sendall(request)
+
+
+def _answered(clients: list[tuple[socket.socket, bytes]], wait_s: float) -> int:
+    """How many of ``clients`` got their request back before a common deadline ``wait_s`` from now."""
+    deadline = time.monotonic() + wait_s
+    answered = 0
+    for sock, request in clients:
+        got = b""
+        with contextlib.suppress(OSError):
+            while len(got) < len(request):
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(len(request) - len(got))
+                if not chunk:
+                    break
+                got += chunk
+        answered += got == request
+    return answered
+
+
 @checker("serve_concurrently", solution="serve_concurrently")
 def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
     handler = _Handler()
-    with _thread_errors() as thread_errors:
+    clients: list[tuple[socket.socket, bytes]] = []
+    with _thread_errors() as thread_errors, contextlib.ExitStack() as closing:
         base = make_listener(socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1", 0)
         listener = _Listener(base.family, base.type, base.proto, fileno=base.detach())
+        closing.callback(lambda: [sock.close() for sock, _ in clients])
         try:
             listener.settimeout(IDLE_S)  # the learner's loop ends when nobody comes for 0.5 s
+            listener.patient_calls = CLIENTS + MORE
+            _connect(listener.getsockname(), 1, CLIENTS, clients)  # all waiting before the loop starts
+            closing.enter_context(_threads_start_late(listener))
+            t0 = time.perf_counter()
             server = BackgroundCall(lambda: serve_concurrently(listener, handler),
                                     name="socketlessons-exercise").start()
-            t0 = time.perf_counter()
-            result = run_load(listener.getsockname(), CLIENTS, timeout=GATHER_S + 2)
+            # The next clients come as soon as the first ones have been accepted (a loop bounded by
+            # CLIENTS returns then; a correct one waits up to GATHER_S + 4 s for them).
+            end = time.monotonic() + GATHER_S + 2
+            while listener.accepted < CLIENTS and server.still_running and time.monotonic() < end:
+                time.sleep(0.005)
+            _connect(listener.getsockname(), CLIENTS + 1, MORE, clients)
+            answered = _answered(clients[:CLIENTS], GATHER_S + 2)
             took = time.perf_counter() - t0
+            answered_more = _answered(clients[CLIENTS:], 1.5) if answered == CLIENTS else 0
             server.join(IDLE_S + 2.5)
             spin_calls, cpu_share = 0, None
             calls_serving = listener.accept_calls  # every call before the listener was closed
@@ -502,6 +659,10 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
                          f"{spin_calls:,} calls in 0.5 s{at}, each failing at once", SPIN_HINT)
         raise NotYet(f"your function was still running {IDLE_S + 2.5:g} s after the last client and 0.5 s "
                      f"after the listener was closed ({spin_calls} more accept() calls)", ENDLESS_HINT)
+    if handler.shared:
+        raise NotYet(f"handle_client was called {handler.calls} times for {listener.accepted} connections accepted "
+                     f"(it saw only {handler.connections} different ones): {handler.shared} connection(s) were "
+                     "handed to two different threads, so others were never served", LATE_BINDING_HINT)
     if handler.repeated:
         raise NotYet(f"handle_client was called {handler.calls} times for {handler.connections} connections: "
                      "again for a connection it had already served and closed", RETRY_HINT)
@@ -516,7 +677,6 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
     if handler.errors:
         raise NotYet(f"handle_client could not use the connection it was given ({handler.errors[0]}): it had "
                      "been closed already", CLOSED_EARLY_HINT)
-    answered = sum(1 for c in result.clients if c.completed)
     expect(answered > 0, f"none of the {CLIENTS} clients got an answer (your function returned after "
            f"{server.elapsed_s:.2f} s, having called accept() {calls_serving} time(s))", ACCEPT_HINT)
     expect(answered == CLIENTS, f"only {answered} of {CLIENTS} clients got an answer: your loop accepted "
@@ -532,5 +692,10 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
                                    "; each in a thread of its own, one after another"),
                          THREAD_HINT if inline else JOIN_HINT)
         raise NotYet(detail + f": {at_once} workers", POOL_HINT)
-    return (f"{CLIENTS} clients connected at once and all {at_once} were being served at the same time, "
-            f"in {len(handler.threads)} threads; all answered in {took:.2f} s")
+    expect(answered_more == MORE, f"the first {CLIENTS} clients were all answered, then {MORE} more came and "
+           f"{'none' if not answered_more else f'only {answered_more}'} of them got an answer: your loop accepted "
+           f"{listener.accepted} clients and returned",
+           FIXED_COUNT_HINT)
+    return (f"{CLIENTS} clients connected at once and all {CLIENTS} were being served at the same time "
+            f"({at_once} at the peak, with the {MORE} that came next), in {len(handler.threads)} threads; "
+            f"the first {CLIENTS} answered in {took:.2f} s")
