@@ -209,6 +209,27 @@ def wrong_text(address, count=10, timeout=0.05, retries=2):
         return [_attempts(sock, address, seq, timeout, retries, message="{seq}") for seq in range(count)]
 
 
+def stray_ends_attempt(address, count=10, timeout=0.05, retries=2):  # any other datagram = a loss
+    rtts = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for seq in range(count):
+            rtt = None
+            for attempt in range(1 + retries):
+                msg = f"ping {seq} {attempt}".encode()
+                start = time.perf_counter()
+                sock.sendto(msg, address)
+                sock.settimeout(timeout)
+                try:
+                    data, _ = sock.recvfrom(1024)
+                    if data == msg:
+                        rtt = time.perf_counter() - start
+                        break
+                except TimeoutError:
+                    pass  # a stray reply falls through here too: the next attempt goes out at once
+            rtts.append(rtt)
+    return rtts
+
+
 PING_MUTANTS = [
     (ping_stub, "`...` body", "write the function"),
     (no_timeout, "without a timeout", c.TIMEOUT_HINT),
@@ -221,6 +242,7 @@ PING_MUTANTS = [
     (no_attempt_number, "answered the first send", c.NONCE_HINT),
     (rtt_from_first_send, "answered on a retry", c.FIRST_SEND_HINT),
     (restarting_timeout, "only after all 40 strays", c.RESTART_HINT),
+    (stray_ends_attempt, "a stray ended the wait", c.STRAY_HINT),
     (list_kept_across_calls, "earlier call", c.STATE_HINT),
     (counter_kept_across_calls, "carry over", c.STATE_HINT),
     (socket_never_closed, "never closed", LEAK_HINT),
@@ -529,10 +551,11 @@ def test_recv_datagram_correct_alternatives_pass(right, record_mutation):
 
 @pytest.mark.slow
 def test_verdicts_are_the_same_20_times():
-    """The references and the mutants whose verdict rests on a round trip compared with the timeout
+    """The references and the mutants whose verdict rests on a round trip (or a resend's gap) compared with the timeout
     (the others are judged by counts the peer keeps), 20 runs each: about a minute."""
     cases = [(check_ping, ping, True), (check_recv_datagram, recv_datagram, True),
-             (check_ping, rtt_from_first_send, False), (check_ping, no_attempt_number, False)]
+             (check_ping, rtt_from_first_send, False), (check_ping, no_attempt_number, False),
+             (check_ping, stray_ends_attempt, False)]
     for check, fn, passes in cases:
         verdicts = [check(fn) for _ in range(20)]
         assert all(v.passed is passes for v in verdicts), [str(v) for v in verdicts if v.passed is not passes]

@@ -15,7 +15,8 @@ so the checker knows how many times each ping was sent and what came back for it
    reply to the first attempt, arriving while the second waits, is the first attempt's answer;
 3. a stream of stray replies every 20 ms while a ping waits (timeout 120 ms): a timeout set
    with ``settimeout()`` starts again at each ``recvfrom()``, so a pinger without a deadline
-   never gives up while strays keep coming.
+   never gives up while strays keep coming; a pinger that takes the first stray for the end of
+   the wait sends again within milliseconds, long before its timeout.
 
 A pinger that waits forever is noticed by the peer itself (silence long after a dropped
 datagram); the peer then answers everything, so the learner's thread finishes.
@@ -54,6 +55,9 @@ FIRST_SEND_HINT = ("take the time just before each sendto (inside the attempts l
                    "answered on a retry starts at the retry, not at the first send")
 RESTART_HINT = ("settimeout() starts again with every recvfrom(): with stray replies arriving the wait never "
                 "ends. Keep a deadline (sent + timeout) and give each recvfrom only the time that is left")
+STRAY_HINT = ("a reply that is not the one you wait for does not end the wait: ignore it and keep waiting for your "
+              "own, with the time left until the deadline (sent + timeout); send again only once the timeout has "
+              "passed")
 FORMAT_HINT = "send the text f'ping {seq} {attempt}', encoded to bytes, with seq counting 0, 1, … count-1"
 STATE_HINT = ("keep nothing between calls: create the list of round trips and the ping counter inside "
               "the function, so each call starts again at ping 0")
@@ -321,6 +325,16 @@ def check_ping(ping: Callable[..., Any]) -> str:
     expect(not (peer.strays_ran_out and len(peer.attempts(1)) > 1),
            f"{label}: your pinger tried ping 1 again only after all {STRAY_COUNT} strays "
            f"({STRAY_COUNT * STRAY_GAP_S:.1f} s of them), not after its {STRAY_TIMEOUT_S:g} s timeout", RESTART_HINT)
+    tried = peer.attempts(1)
+    if len(tried) > 1:
+        gap = tried[1].at - tried[0].at
+        # A pinger that waits out its timeout sends again at least STRAY_TIMEOUT_S after its first
+        # send; the peer sees the gap shorter only by its own delay in reading the first datagram.
+        # A third of the timeout (40 ms) leaves 80 ms for that delay on a busy machine, while a
+        # stray that ends the wait brings the resend within a few ms of the first stray.
+        expect(gap >= STRAY_TIMEOUT_S / 3, f"{label}: ping 1's first datagram got only stray replies (the first "
+               f"at once), and your pinger sent ping 1 again {gap * 1000:.0f} ms later, before its "
+               f"{STRAY_TIMEOUT_S * 1000:.0f} ms timeout had passed: a stray ended the wait", STRAY_HINT)
     return ("timeouts, retries and sequence numbers all work: lost pings were tried 1 + retries times, "
             "duplicates, late and stray replies were told apart, and each round trip was timed from the send "
             "it answered")
