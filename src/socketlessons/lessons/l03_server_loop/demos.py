@@ -739,12 +739,26 @@ def compare_timelines(kinds: Sequence[str] = ("sequential", "threaded"), *, clie
     return shown
 
 
+#: Descriptors ``idle_costs`` leaves free in the kernel for everything but the idle clients.
+DESCRIPTOR_RESERVE = 64
+
+
 def idle_costs(n: int, kinds: Sequence[str] = ("asyncio", "threaded"), **kwargs: Any) -> list[IdleCost]:
     """``idle_cost`` for each server at the SAME number of connections: the smaller of ``n`` and
     the threads this lesson may take (thread-per-client needs one per connection), so that the
     memory per connection is compared like for like."""
     allowed, _ = threads_to_spare(n) if "threaded" in kinds else (n, "")
-    return [idle_cost(kind, allowed, **kwargs) for kind in kinds]
+    # The idle clients' sockets are this kernel's descriptors: leave room for everything else
+    # (a kernel out of descriptors cannot even read /proc). ulimit -n 256 leaves about 130.
+    from ...resources import descriptors_left
+
+    room, note = descriptors_left(), ""
+    if room is not None and allowed > room - DESCRIPTOR_RESERVE:
+        allowed = max(room - DESCRIPTOR_RESERVE, 0)
+        note = (f"held to {allowed:,}: only {room:,} descriptors were left under this kernel's limit (ulimit -n); "
+                "start JupyterLab after `ulimit -n 8192` for the full 2,000")
+    costs = [idle_cost(kind, allowed, **kwargs) for kind in kinds]
+    return [dataclasses.replace(c, note="; ".join(x for x in (c.note, note) if x)) for c in costs]
 
 
 def idle_verdict(costs: Sequence[IdleCost]) -> Verdict:
