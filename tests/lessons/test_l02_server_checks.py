@@ -177,16 +177,6 @@ def send_not_sendall(listener, clients, timeout):
                 pass
 
 
-def send_each_chunk(listener, clients, timeout):
-    for _ in range(clients):
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(timeout)
-            try:
-                while data := conn.recv(65536):
-                    conn.send(data)  # may take only part of the chunk
-            except TimeoutError:
-                pass
 
 
 def strips(listener, clients, timeout):
@@ -417,7 +407,10 @@ ECHO_MUTANTS = [
     (three_recvs, COUNT_HINT),
     (twenty_recvs, COUNT_HINT),
     (send_not_sendall, SENDALL_HINT),
-    (send_each_chunk, SENDALL_HINT),
+    # send_each_chunk (a send() per 64 KiB chunk, its result ignored) is not here: it loses bytes
+    # only when the 4 MiB client falls behind at that moment, which it did in 8 of 8 runs quiet
+    # but not in one run in about 30 with three test processes on 2 cores. A mutant that passes
+    # now and then would make this test flaky; send_not_sendall covers the class every time.
     (strips, BYTES_HINT),
     (drops_cr, BYTES_HINT),
     (decodes, BYTES_HINT),
@@ -661,7 +654,7 @@ def test_verdicts_are_the_same_twenty_times():
     """The references and the mutants whose failure depends on timing (pieces merging, partial
     send()s, the busy loop's CPU share) get the same verdict 20 times in a row (about 60 s quiet,
     110 s at load 8 on 2 cores, where all 20 agreed)."""
-    cases = [(check_echo_server, solution("echo_server"), None), (check_echo_server, single_recv, LOOP_HINT), (check_echo_server, send_each_chunk, SENDALL_HINT),
+    cases = [(check_echo_server, solution("echo_server"), None), (check_echo_server, single_recv, LOOP_HINT),
              (check_echo_server, busy_poll, BUSY_HINT), (check_open_server, solution("open_server"), None)]
     odd = []
     for check, fn, hint in cases:
