@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -143,4 +142,3 @@ def test_progress_refuses_a_file_that_is_not_a_notebook(tmp_path):
     out = subprocess.run([sys.executable, "-m", "socketlessons", "progress", str(bad)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "not a readable notebook" in out.stderr and "Traceback" not in out.stderr
-    shutil.rmtree(tmp_path, ignore_errors=True)
