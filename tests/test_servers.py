@@ -184,6 +184,38 @@ def test_server_survives_a_reset_client():
         assert server.errors == []
 
 
+class _ShutdownAfterSignal(socketlessons.servers.TCPServer):
+    """Waits until the test says the client reset, then half-closes: the ENOTCONN path."""
+
+    kind = "shutdown-after-signal"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.client_reset = threading.Event()
+
+    def handle(self, conn, stats):
+        self._send(conn, stats, b"hello")
+        assert self.client_reset.wait(5)
+        time.sleep(0.05)  # the RST has arrived on loopback by now
+        conn.shutdown(socket.SHUT_WR)
+
+
+def test_a_client_that_resets_before_the_servers_shutdown_is_a_reset_not_a_server_error():
+    """CI saw ``ServerWarning: … OSError: [Errno 107] Transport endpoint is not connected``.
+
+    A reader that closes with bytes unread sends RST; ``shutdown()`` then raises ENOTCONN.
+    That is the client leaving, like ECONNRESET, not a bug of the server.
+    """
+    with _ShutdownAfterSignal() as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        assert recv_exactly(sock, 5) == b"hello"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        server.client_reset.set()
+        wait_for(lambda: any(e.op == "reset" for e in server.events))
+        assert server.errors == []
+
+
 def test_server_survives_half_close():
     with EchoServer() as server:
         with socket.create_connection(server.address, timeout=5) as sock:

@@ -281,7 +281,10 @@ class SequentialServer(LoopServer):
         conn.setblocking(True)
         self._current = conn
         if self._stopping.is_set():  # stop() ran before _current was visible
-            conn.shutdown(socket.SHUT_RDWR)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:  # the client already reset it: ENOTCONN
+                pass
         try:
             self._serve_blocking(cid, conn)  # every other client waits here
         finally:

@@ -15,6 +15,7 @@ has answered or discarded it.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import socket
 import struct
@@ -37,6 +38,16 @@ MAX_CONNECTIONS = 4096
 _SMALL_READ = 64 * 1024
 
 _PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+def _peer_left(exc: OSError) -> bool:
+    """True when ``exc`` says the client is gone, not that the server broke.
+
+    Besides reset and broken pipe, ``shutdown()`` on a connection the client already reset
+    raises ``ENOTCONN`` ("Transport endpoint is not connected"): the client read what it
+    wanted and closed while the server still had bytes in flight.
+    """
+    return isinstance(exc, _PEER_GONE) or exc.errno == errno.ENOTCONN
 
 
 @dataclasses.dataclass
@@ -144,11 +155,11 @@ class TCPServer(LoopbackServer):
         how = "close"
         try:
             self.handle(conn, stats)
-        except _PEER_GONE as exc:
-            how = "reset"
-            self._record("reset", stats.conn, 0, type(exc).__name__)
         except OSError as exc:
-            if not self._stopping.is_set():
+            if _peer_left(exc):
+                how = "reset"
+                self._record("reset", stats.conn, 0, type(exc).__name__)
+            elif not self._stopping.is_set():
                 self._keep_error(stats.conn, exc)
         except Exception as exc:  # a bug: keep it, keep serving the others
             self._keep_error(stats.conn, exc)
