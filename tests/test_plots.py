@@ -95,6 +95,16 @@ def test_live_plot_redraws_every_point_without_throttle():
     assert plot.redraws == before + 5
 
 
+def test_live_plot_waits_twice_its_own_redraw_cost_between_redraws():
+    """A sweep waits for each redraw: drawing must not take over the sweep on a slow host."""
+    plot = LivePlot("claim", "x", "t", min_interval_s=0.001)
+    plot.redraw()  # measures what a redraw costs here (at least tens of ms)
+    before = plot.redraws
+    for i in range(50):  # microseconds each, far less than two redraws
+        plot.add(Point.from_timing(i, summarize([1000.0])))
+    assert plot.redraws - before <= 2, plot.redraws - before
+
+
 def test_live_plot_into_an_output_widget_replaces_its_png():
     out = widgets.Output()
     plot = LivePlot("claim", "x", "t", output=out, min_interval_s=0)
@@ -216,6 +226,9 @@ def test_the_legend_never_covers_data(case):
     ("payload size (bytes)", [2**i for i in range(23)]),
     ("clients N", [2**i for i in range(21)]),
     ("ping number", list(range(0, 600))),
+    # Wide outermost labels ("0.000976562"), which constrained layout makes room for.
+    ("clients N", [2.0**e for e in range(-10, 21)]),
+    ("clients N", [256 * 2.0**(e / 3) for e in range(0, 49)]),
 ])
 def test_x_tick_labels_never_overlap_and_log_axes_have_numbers(xlabel, xs):
     points = [Point.from_timing(x, summarize([1000.0 + x, 1100.0 + x])) for x in xs]

@@ -66,6 +66,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from .measure import Affine, Growth, Point
@@ -355,13 +356,49 @@ def _finish_axes(ax: Axes, entries: Sequence[tuple[Any, str]], *, logx: bool, by
     _fit_x_ticks(ax, renderer, logx=logx, bytes_x=bytes_x)
 
 
-def _tick_labels_overlap(ax: Axes, renderer: Any) -> bool:
-    ax.figure.draw_without_rendering()  # tick labels take their text and place at draw time
+def _tick_labels_fit(ax: Axes, renderer: Any) -> bool:
+    """Do the x tick labels of the current locator and formatter stand apart?
+
+    First estimated cheaply (``_tick_labels_overlap``); a choice that looks right is then
+    confirmed by one real layout, because constrained layout moves the axes when the outermost
+    labels change width. A full layout costs ~0.3 s; a live plot tried up to seven strides per
+    redraw, one layout each, before this.
+    """
+    if _tick_labels_overlap(ax, renderer):
+        return False
+    ax.figure.draw_without_rendering()
+    return not _tick_labels_overlap(ax, renderer, drawn=True)
+
+
+def _tick_labels_overlap(ax: Axes, renderer: Any, *, drawn: bool = False) -> bool:
+    """Would the x tick labels of the current locator and formatter touch (< 8 px apart)?
+
+    Estimated from the labels' text extents and the axes' current transform; with ``drawn``,
+    read from the tick labels as the last layout placed them.
+    """
+    if drawn:
+        low, high = sorted(ax.get_xlim())
+        boxes = sorted((t.label1.get_window_extent(renderer) for t in ax.xaxis.get_major_ticks()
+                        if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high),
+                       key=lambda b: b.x0)
+        return any(a.x1 + 8 > b.x0 for a, b in zip(boxes, boxes[1:]))
     low, high = sorted(ax.get_xlim())
-    boxes = sorted((t.label1.get_window_extent(renderer) for t in ax.xaxis.get_major_ticks()
-                    if t.label1.get_visible() and t.label1.get_text() and low <= t.get_loc() <= high),
-                   key=lambda b: b.x0)
-    return any(a.x1 + 8 > b.x0 for a, b in zip(boxes, boxes[1:]))  # at least 8 px apart
+    locs = [v for v in ax.xaxis.get_major_locator()() if low <= v <= high]
+    if len(locs) < 2:
+        return False
+    labels = ax.xaxis.get_major_formatter().format_ticks(locs)
+    ticks = ax.xaxis.get_major_ticks(1)
+    prop = ticks[0].label1.get_fontproperties() if ticks else None
+    xs = ax.transData.transform([(v, 0.0) for v in locs])[:, 0]
+    spans = []
+    for x, label in zip(xs, labels):
+        if not label:
+            continue
+        text = Text(0, 0, label, fontproperties=prop, figure=ax.figure)
+        width = text.get_window_extent(renderer).width
+        spans.append((x - width / 2, x + width / 2))  # x tick labels are centred on their tick
+    spans.sort()
+    return any(a[1] + 8 > b[0] for a, b in zip(spans, spans[1:]))
 
 
 def _fit_x_ticks(ax: Axes, renderer: Any, *, logx: bool, bytes_x: bool) -> None:
@@ -370,17 +407,18 @@ def _fit_x_ticks(ax: Axes, renderer: Any, *, logx: bool, bytes_x: bool) -> None:
         if low <= 0 or high <= low:
             return
         e0, e1 = math.ceil(math.log2(low) - 1e-9), math.floor(math.log2(high) + 1e-9)
-        fmt = (lambda v, _pos: format_bytes(v) if v >= 1 else f"{v:g}") if bytes_x else             (lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+        fmt = (lambda v, _pos: format_bytes(v) if v >= 1 else f"{v:g}") if bytes_x else \
+            (lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
         ax.xaxis.set_major_formatter(FuncFormatter(fmt))
         ax.xaxis.set_minor_locator(NullLocator())
         for stride in (1, 2, 3, 4, 5, 10, 20):
             exps = [e for e in range(e0, e1 + 1) if e % stride == 0] or [e0]
             ax.xaxis.set_major_locator(FixedLocator([2.0**e for e in exps]))
-            if not _tick_labels_overlap(ax, renderer):
+            if _tick_labels_fit(ax, renderer):
                 return
         return
     for nbins in (9, 7, 5, 4, 3, 2):
-        if not _tick_labels_overlap(ax, renderer):
+        if _tick_labels_fit(ax, renderer):
             return
         ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins))
 
@@ -463,6 +501,7 @@ class LivePlot:
         self.redraws = 0
         self._handle: Any = None
         self._last_draw = -math.inf
+        self._draw_cost = 0.0
         self._lock = threading.RLock()
         self._draw()
 
@@ -484,7 +523,7 @@ class LivePlot:
         """Add one point (series by ``point.series``); redraw if ``min_interval_s`` has passed."""
         with self._lock:
             self.points.append(point)
-            if time.monotonic() - self._last_draw >= self.min_interval_s:
+            if self._redraw_due():
                 self.redraw()
 
     def add_fit(self, series: str, fit: Growth | Affine, x_range: tuple[float, float] | None = None) -> None:
@@ -517,7 +556,7 @@ class LivePlot:
         measured in interleaved rounds, ``on_round=lambda ps: plot.replace_series(name, ps)``."""
         with self._lock:
             self.points[:] = [p for p in self.points if p.series != series] + list(points)
-            if time.monotonic() - self._last_draw >= self.min_interval_s:
+            if self._redraw_due():
                 self.redraw()
 
     def clear(self) -> None:
@@ -543,8 +582,10 @@ class LivePlot:
 
     def redraw(self) -> None:
         with self._lock:
+            start = time.monotonic()
             self._draw()
             self._publish()
+            self._draw_cost = time.monotonic() - start
 
     def png(self) -> bytes:
         with self._lock:
@@ -560,6 +601,16 @@ class LivePlot:
         return Image(data=self.png(), format="png")
 
     # ---- internals ----------------------------------------------------------------------------
+
+    def _redraw_due(self) -> bool:
+        """Has ``min_interval_s`` passed, and twice the last redraw's cost?
+
+        A redraw (layout, then PNG) takes 0.2–0.6 s, more on a busy host; the sweep waits for
+        it, so drawing never takes more than a third of a sweep's time. ``min_interval_s=0``
+        redraws at every point, whatever it costs.
+        """
+        wait = self.min_interval_s and max(self.min_interval_s, 2 * self._draw_cost)
+        return time.monotonic() - self._last_draw >= wait
 
     def _draw(self) -> None:
         plot_points(self.points, ax=self.ax, title=self.title, xlabel=self.xlabel, ylabel=self.ylabel,
