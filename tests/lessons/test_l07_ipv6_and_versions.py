@@ -88,19 +88,32 @@ def test_family_figure_plots_the_ratio_with_its_reference():
 
 def test_family_rounds_rejects_bad_input():
     with pytest.raises(ValueError, match="sizes"):
-        ipv6.family_rounds(("127.0.0.1", 1), ("::1", 1), sizes=[0])
+        ipv6.family_rounds(sizes=[0])
+    with pytest.raises(ValueError, match="sizes.*64 KiB"):  # both ends in one thread: must fit the buffers
+        ipv6.family_rounds(sizes=[1 << 20])
     with pytest.raises(ValueError, match="rounds"):
-        ipv6.family_rounds(("127.0.0.1", 1), ("::1", 1), rounds=2)
+        ipv6.family_rounds(rounds=2)
+    with pytest.raises(ValueError, match="budget_s"):
+        ipv6.family_rounds(budget_s=-1)
 
 
 @needs_ipv6
 def test_family_rounds_pairs_every_size(no_leaks):
-    from socketlessons import EchoServer
-
-    with EchoServer() as v4, EchoServer("::1") as v6:
-        points = ipv6.family_rounds(v4.address, v6.address, sizes=[16, 4096], rounds=3)
-    assert [p.size for p in points] == [16, 4096] and all(len(p.ratios) == 3 for p in points)
+    # 64 KiB, the largest size allowed: both ends are in this thread, so a sendall that did not
+    # fit the socket buffers would wait forever for a reader (the 5 s timeout would raise).
+    points = ipv6.family_rounds(sizes=[16, 4096, 64 * 1024], rounds=3)
+    assert [p.size for p in points] == [16, 4096, 64 * 1024] and all(len(p.ratios) == 3 for p in points)
     assert all(r > 0 for p in points for r in p.ratios)
+
+
+def test_the_one_thread_echo_carries_every_byte_both_ways(no_leaks):
+    payload = bytes(range(256)) * 64
+    view = memoryview(bytearray(len(payload)))
+    with ipv6._pair("127.0.0.1") as (client, server):
+        ipv6._echo(client, server, payload, view)
+        assert bytes(view) == payload
+        server.sendall(b"!")  # nothing was left over in either direction
+        assert client.recv(10) == b"!"
 
 
 def test_seed_claim_verdict_follows_what_the_python2_call_did():
