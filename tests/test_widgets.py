@@ -11,7 +11,7 @@ import pytest
 from traitlets import TraitError
 
 from socketlessons import SinkServer
-from socketlessons.measure import Point, summarize
+from socketlessons.measure import Point, Verdict, summarize
 from socketlessons.widgets import (
     MAX_UDP_PAYLOAD,
     SizeSlider,
@@ -157,6 +157,21 @@ def test_measure_sees_settings_of_each_point():
     assert [s.bufsize for s in calls] == [1, 2, 4, 8]
     assert all(s.payload == b"abab" and s.payload_size == 4 and s.text == "ab" for s in calls)
     assert calls[-1].x == 8
+
+
+def test_a_lesson_judge_gives_the_verdict_of_an_affine_run_from_its_points_and_settings():
+    seen = []
+
+    def judge(points, settings):
+        seen.append(([p.x for p in points], settings.x))
+        return Verdict("confirmed", f"judged {len(points)} points, up to {settings.x}")
+
+    panel = SweepPanel(fake_measure(), sweep="payload", payload=8, fit="affine", judge=judge)
+    panel.run()
+    assert seen == [([1, 2, 4, 8], 8)]
+    assert panel.verdict.status == "confirmed" and "judged 4 points, up to 8" in panel.status_text
+    with pytest.raises(TypeError, match="judge"):
+        SweepPanel(fake_measure(), judge="linear")
 
 
 def test_custom_control_for_a_client_count():

@@ -733,7 +733,8 @@ class Affine:
         return self.fixed_ns + self.per_unit_ns * x
 
     def __str__(self) -> str:
-        return f"{_fmt_ns(self.fixed_ns)} + {self.per_unit_ns:.3g} ns × x"
+        sign = "−" if self.per_unit_ns < 0 else "+"
+        return f"{_fmt_ns(self.fixed_ns)} {sign} {_fmt_ns(abs(self.per_unit_ns))} × x"
 
 
 def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float, float]:

@@ -314,6 +314,10 @@ class SweepPanel(widgets.VBox):
         title: the claim, as the plot's title.
         claim: ``(claim text, expected growth)`` e.g. ``("send is O(k)", "linear")``: after each
             run the status line gives the computed verdict (``measure.compare``).
+        judge: ``judge(points, settings) -> Verdict``, the lesson's own verdict for a run (the
+            points fitted, the run's settings), when a growth label is not what the claim is
+            about (e.g. "each added client adds far less than one server delay"); with
+            ``fit="affine"``, whose line it judges.
         fit: ``"growth"`` (log-log slope), ``"affine"`` (fixed + per-unit) or ``None``.
         fit_from: fit only points with ``x ≥ fit_from`` (e.g. where a fixed cost stops dominating).
         max_size: the most the operation allows for the swept value (e.g. ``MAX_UDP_PAYLOAD``);
@@ -342,6 +346,7 @@ class SweepPanel(widgets.VBox):
         sweep: str = "payload",
         title: str = "",
         claim: tuple[str, str] | None = None,
+        judge: Callable[[Sequence[Point], RunSettings], Verdict] | None = None,
         fit: str | None = "growth",
         fit_from: int | None = None,
         max_size: int | None = None,
@@ -374,6 +379,9 @@ class SweepPanel(widgets.VBox):
             raise TypeError(f"measure must be a function of the run settings, not {type(measure).__name__}")
         self.measure = measure
         self.claim = claim
+        if judge is not None and not callable(judge):
+            raise TypeError(f"judge must be a function (points, settings) -> Verdict, not {type(judge).__name__}")
+        self.judge = judge
         if claim is not None:
             compare(claim[0], claim[1], fit_growth([1, 2], [1, 2]))  # checks the expected label now
         if fit not in ("growth", "affine", None):
@@ -646,7 +654,7 @@ class SweepPanel(widgets.VBox):
             self.points = points
             self.runs.append(points)
             del self.runs[: -self.keep_runs]
-            self._conclude(points, label, note)
+            self._conclude(points, label, note, self._settings_for(points[-1].x, fixed))
         except Exception as exc:  # a failed measurement is a message, never a traceback in a cell
             if run_id != self._run_id:
                 return
@@ -690,7 +698,7 @@ class SweepPanel(widgets.VBox):
         self.plot.replace_series(label, points)
         time.sleep(SETTLE_S)
 
-    def _conclude(self, points: list[Point], label: str, note: str) -> None:
+    def _conclude(self, points: list[Point], label: str, note: str, settings: RunSettings | None = None) -> None:
         self.growth = self.affine = self.verdict = None
         used = [p for p in points if self.fit_from is None or p.x >= self.fit_from]
         lines = [f"Measured {len(points)} sizes."]
@@ -708,7 +716,11 @@ class SweepPanel(widgets.VBox):
         elif self.fit_kind == "affine" and len(used) >= 2:
             self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])
             self.plot.add_fit(label, self.affine, (min(p.x for p in used), max(p.x for p in used)))
-            lines.append(f"Fit: {self.affine} (R² {self.affine.r2:.2f}).")
+            if self.judge is not None and settings is not None:
+                self.verdict = self.judge(used, settings)
+                lines.append(self.verdict.text)
+            else:
+                lines.append(f"Fit: {self.affine} (R² {self.affine.r2:.2f}).")
         if self.fit_kind is not None and len(used) < 2 and points:
             where = f" from {self.sliders[self.sweep_name].fmt(self.fit_from)} up" if self.fit_from else ""
             lines.append(f"Too few sizes{where} to fit a line: move the {self.sweep_name} slider higher and run again.")

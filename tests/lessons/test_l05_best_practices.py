@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from socketlessons.lessons.l05_best_practices import (
+    waits_verdict,
     GuiDemo,
     HangingServer,
     SlowEchoServer,
@@ -307,3 +308,37 @@ def test_gui_verdict_states_only_the_times_it_was_given(blocking, thread, asynci
     assert verdict.status in ("confirmed", "inconclusive", "contradicted")
     if verdict.status == "confirmed":
         assert max(thread, asyncio_s) * 10 <= blocking
+
+
+def _totals(ms_per_n):
+    from socketlessons.measure import Point
+
+    return [Point(x=n, median_ns=ms * 1e6, q1_ns=ms * 1e6, q3_ns=ms * 1e6, n=3) for n, ms in ms_per_n.items()]
+
+
+@pytest.mark.parametrize(("totals", "expected", "status", "phrase"), [
+    ({1: 11, 2: 21, 4: 41, 8: 81}, "add up", "confirmed", "the waits add up"),
+    ({1: 20, 2: 35, 4: 70, 8: 140}, "add up", "confirmed", "added 17.3 ms, 1.73 of the server's 10-ms delays"),
+    ({1: 11, 2: 11.5, 4: 12.5, 8: 14}, "overlap", "confirmed", "connection and handshake"),
+    ({1: 24, 2: 14, 4: 20, 8: 17}, "overlap", "confirmed", "did not grow with N"),
+    ({1: 11, 2: 12, 4: 13, 8: 15}, "add up", "contradicted", "they overlap"),
+    ({1: 11, 2: 21, 4: 41, 8: 81}, "overlap", "contradicted", "they add up"),
+    ({1: 11, 2: 16, 4: 26, 8: 46}, "overlap", "inconclusive", "larger delay"),  # 0.5 delays per client
+])
+def test_waits_verdict_follows_the_time_each_added_client_adds(totals, expected, status, phrase):
+    v = waits_verdict("w", expected, _totals(totals), 0.01)
+    assert v.status == status and phrase in v.text, v
+
+
+def test_waits_verdict_needs_three_client_counts_and_says_so():
+    v = waits_verdict("w", "overlap", _totals({1: 11, 8: 12}), 0.01)
+    assert v.status == "inconclusive" and "fewer than 3" in v.text
+    with pytest.raises(ValueError, match="expected"):
+        waits_verdict("w", "constant", _totals({1: 1, 2: 2, 4: 4}), 0.01)
+
+
+@given(st.lists(st.floats(1, 500), min_size=4, max_size=4))
+def test_waits_verdict_states_only_the_totals_it_was_given(ms):
+    v = waits_verdict("w", "overlap", _totals(dict(zip((1, 2, 4, 8), ms))), 0.01)
+    assert f"{ms[0]:.1f} to {ms[-1]:.1f} ms" in v.text
+

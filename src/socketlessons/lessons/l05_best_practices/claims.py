@@ -11,7 +11,15 @@ from ...claims import Claim
 from ...measure import Status, sweep
 from ...resources import open_descriptors
 from ...servers import EchoServer
-from .demos import GuiDemo, SlowEchoServer, clients_timing, concurrency_verdict, gui_verdict, with_verdict
+from .demos import (
+    GuiDemo,
+    SlowEchoServer,
+    clients_timing,
+    concurrency_verdict,
+    gui_verdict,
+    waits_verdict,
+    with_verdict,
+)
 
 #: As in the lesson's cells.
 GUI_DELAY_S = 0.3
@@ -80,6 +88,14 @@ def _gather_overlaps_the_waits() -> Status:
                                CLIENTS[-1], SERVER_DELAY_S, served_at_once=served["asyncio.gather"]).status
 
 
+def _each_way(label: str, serial: bool, at_once: bool, expected: str) -> Status:
+    """Section 6's sweep for one series, and its waits verdict, as the cell runs them."""
+    with SlowEchoServer(delay=SERVER_DELAY_S, serial=serial) as srv:
+        points = sweep(lambda n: clients_timing(srv.address, n, at_once=at_once, repeats=REPEATS), CLIENTS,
+                       series=label)
+    return waits_verdict(label, expected, points, SERVER_DELAY_S).status
+
+
 CLAIMS = [
     Claim(lesson="l05_best_practices", name="with closes every socket; without it an error keeps it open",
           truth="confirmed",
@@ -96,4 +112,19 @@ CLAIMS = [
           why="the server serves connections concurrently, so 8 waits of 10 ms overlap into about one, while "
               "one after another they add up to 80 ms",
           run=_gather_overlaps_the_waits),
+    Claim(lesson="l05_best_practices", name="one after another, each added client adds one server delay",
+          truth="confirmed",
+          why="each client waits for the one before it, so N clients wait N delays (measured at load 3-4.6: "
+              "1.06-1.77 delays per added client; the part above 1 is each connection's own cost)",
+          run=lambda: _each_way("one after another", False, False, "add up")),
+    Claim(lesson="l05_best_practices", name="asyncio.gather: each added client adds far less than one delay",
+          truth="confirmed",
+          why="the waits overlap; what each client still adds is its own connection and handshake "
+              "(measured at load 3-4.6: -0.14 to 0.18 delays per added client)",
+          run=lambda: _each_way("asyncio.gather", False, True, "overlap")),
+    Claim(lesson="l05_best_practices", name="gather against a synchronous server: each added client adds one delay",
+          truth="confirmed",
+          why="the server serves one connection at a time, so the clients' waits add up again (measured at "
+              "load 3-4.6: 1.06-1.43 delays per added client)",
+          run=lambda: _each_way("gather, synchronous server", True, True, "add up")),
 ]

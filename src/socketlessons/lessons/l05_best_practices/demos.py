@@ -26,12 +26,12 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ...background_call import BackgroundCall
 from ...framing import recv_up_to
-from ...measure import Status, Timing, machine_load, summarize
+from ...measure import Point, Status, Timing, fit_affine, machine_load, summarize
 from ...resources import recording_resource_warnings
 from ...servers import SilentServer, TCPServer
 from ...servers._tcp import ConnectionStats
@@ -53,6 +53,7 @@ __all__ = [
     "gui_verdict",
     "recording_resource_warnings",
     "resource_warnings_visible",
+    "waits_verdict",
     "watch",
     "with_verdict",
 ]
@@ -487,3 +488,53 @@ def concurrency_verdict(label: str, sequential_s: float, concurrent_s: float, n:
                        "the waits overlapped partly; something still serves them partly one at a time")
     return Verdict("contradicted", f"{head}\n→ contradicted: no faster ({ratio:.1f}x): the requests were still "
                    "served one at a time")
+
+
+#: Each client added to N clients adds about one server delay to the total when the waits add up
+#: (measured: 0.9-1.05 delays, quiet and at load 3) and far less when they overlap (0.05-0.3: what
+#: is left is each client's own connection and handshake, which grows with the machine's load).
+#: Between the two the verdict says it cannot tell.
+ADDS_UP, OVERLAPS = 0.7, 0.4
+WAYS = ("add up", "overlap")
+
+
+def waits_verdict(label: str, expected: str, points: Sequence[Point], delay_s: float) -> Verdict:
+    """"The waits add up" or "the waits overlap", judged from what each added client adds.
+
+    ``points``: total time (median of runs) against N clients, against a server that answers
+    each request after ``delay_s``. A straight line through them: its slope is the time one more
+    client adds. One delay per client: the waits add up (linear in N). Far less: they overlap,
+    and the small slope left is the clients' own connections. A log-log growth label judged this
+    before and flipped between "constant", "sub-linear" and "too noisy" on a busy machine,
+    because a fixed 10 ms plus a growing connection cost is neither constant nor a power law;
+    the per-client cost in delays is what the claim is about, and it stays near 1 or near 0.
+    """
+    if expected not in WAYS:
+        raise ValueError(f"expected must be one of {WAYS}, got {expected!r}")
+    if delay_s <= 0:
+        raise ValueError(f"delay_s must be a positive number of seconds, got {delay_s!r}")
+    pts = sorted(points, key=lambda p: p.x)
+    if len({p.x for p in pts}) < 3:
+        return Verdict("inconclusive", f"{label}: only {len(pts)} client counts measured: a line through fewer "
+                       "than 3 says nothing about its slope; measure more client counts (e.g. 1, 2, 4, 8).")
+    fit = fit_affine([p.x for p in pts], [p.median_ns for p in pts])
+    per_client_s = fit.per_unit_ns / 1e9
+    delays = per_client_s / delay_s
+    line = f"a straight line through the {len(pts)} totals"
+    added = (f"each added client added {per_client_s * 1e3:.1f} ms, {delays:.2f} of the server's "
+             f"{delay_s * 1e3:g}-ms delays ({line})" if per_client_s > 0 else
+             f"the total did not grow with N ({line} falls by {-per_client_s * 1e3:.1f} ms per client: noise)")
+    measured = (f"from N = {pts[0].x:g} to {pts[-1].x:g} clients the total went from {pts[0].median_ns / 1e6:.1f} to "
+                f"{pts[-1].median_ns / 1e6:.1f} ms: {added}")
+    seen = "add up" if delays >= ADDS_UP else "overlap" if delays <= OVERLAPS else None
+    if seen is None:
+        return Verdict("inconclusive", (
+            f"{label}: inconclusive: {measured}, between {OVERLAPS} (overlap) and {ADDS_UP} (add up). A busy machine "
+            f"({machine_load()}) makes each connection cost more; a longer server delay makes the waits "
+            "dominate (run again with a larger delay)."))
+    rest = (" What little it rose is each client's own connection and handshake, not the waits."
+            if seen == "overlap" and per_client_s > 0 else "")
+    if seen == expected:
+        return Verdict("confirmed", f"{label}: confirmed, the waits {seen}: {measured}.{rest}")
+    return Verdict("contradicted", f"{label}: contradicted, the claim says the waits {expected}, but {measured}: "
+                   f"they {seen}.{rest}")
