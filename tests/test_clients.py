@@ -54,9 +54,12 @@ def test_drive_sends_in_pieces_with_pauses():
 
 
 def test_drive_reads_a_dribbled_reply_whole():
-    with DribbleServer(piece=2, pause=0.001) as server:
+    # 50 ms between pieces: a client that the busy scheduler runs late finds pieces glued (CI
+    # with a CPU hog per core saw fewer than 5 recv calls with 1 ms); more than one call is what
+    # shows that drive() kept reading, and the bytes must come whole either way.
+    with DribbleServer(piece=2, pause=0.05) as server:
         [rec] = drive(server.address, b"0123456789")
-    assert rec.received == b"0123456789" and rec.recv_calls >= 5
+    assert rec.received == b"0123456789" and rec.recv_calls >= 2
 
 
 def test_a_silent_server_makes_a_client_give_up_at_its_timeout():
