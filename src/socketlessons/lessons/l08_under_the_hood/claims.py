@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...claims import Claim
-from ...measure import Point, Status
+from ...measure import Status
 from ...servers import EchoServer, SinkServer
 from .demos import (
     GilResult,
@@ -12,14 +12,11 @@ from .demos import (
     gil_verdict,
     nagle_verdict,
     sndbuf_points_verdict,
-    sndbuf_timing,
+    sndbuf_sweep,
     switch_verdict,
     time_requests,
 )
 
-#: As in the lesson's panel (section 3): the sizes, the deadline per send, 3 repeats per size.
-SNDBUF_SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
-SNDBUF_DEADLINE_S = 0.1
 #: As in section 5's cell: 5 alternating windows of 0.05 s per condition.
 GIL_ROUNDS, GIL_WINDOW_S = 5, 0.05
 
@@ -33,10 +30,9 @@ def _nagle_stalls() -> Status:
 
 
 def _sndbuf_curve() -> Status:
-    """Section 3's panel: one sweep over the sizes into a sink in its own process."""
+    """Section 3's panel: one interleaved sweep over its sizes into a sink in its own process."""
     with SinkServer(mode="process") as sink:
-        points = [Point.from_timing(n, sndbuf_timing(sink.address, n, deadline_s=SNDBUF_DEADLINE_S))
-                  for n in SNDBUF_SIZES]
+        points = sndbuf_sweep(sink.address)
     return sndbuf_points_verdict(points).status
 
 
@@ -74,9 +70,11 @@ CLAIMS = [
               "(40 ms on Linux) because it has no reply yet; TCP_NODELAY sends at once",
           run=_nagle_stalls),
     Claim(lesson="l08_under_the_hood", name="a bigger SO_SNDBUF moves a MiB faster", truth="refined",
-          why="measured on this machine (4 sweeps of 5 repeats): at 4-16 KiB transfers stall on a timer (up to "
-              "150 ms per MiB), from 64 KiB up none do (0.2-0.4 ms): a cliff, above which more buffer changes "
-              "little. With 3 repeats per size the sweeps disagreed (a stall hits some transfers, not all)",
+          why="measured on this machine (interleaved sweeps, 7+ transfers per size): at 4-16 KiB transfers stall on "
+              "a timer (typically 40-150 ms per MiB), from 64 KiB up none do, and their fastest transfers cost "
+              "0.13-0.4 ms per MiB at every size: a cliff, above which more buffer changes little. Under a CPU hog "
+              "per core some runs see no stall at all (20+ transfers of 4 KiB at 0.2-1 ms per MiB) and the "
+              "typical transfer of every size waits whole scheduler ticks: those runs are inconclusive",
           run=_sndbuf_curve),
     Claim(lesson="l08_under_the_hood", name="a busy Python thread slows a thread server's round trips",
           truth="confirmed",
