@@ -355,6 +355,15 @@ def test_a_failed_run_keeps_the_plot_of_the_last_good_run():
 
 # ---- Stop: prompt, bounded, said ------------------------------------------------------------------
 
+def test_a_stop_timer_armed_after_the_run_ended_is_not_started(no_leaks):
+    """CI (two workers, a CPU hog per core) saw 'socketlessons-panel-timer' left behind: Stop's
+    unblocking let the run end, and its disarm, before Stop armed its grace timer."""
+    panel = SweepPanel(fake_measure(), sweep="payload", payload=4)
+    panel.run()
+    panel._arm(lambda: None, 30)  # what a Stop arriving that late does
+    assert not [t for t in threading.enumerate() if t.name == "socketlessons-panel-timer"]
+
+
 def test_stop_unblocks_a_send_to_a_server_that_never_reads(no_leaks):
     """A listener that never accepts: after a few MiB the socket buffers are full and sendall
     blocks in the kernel. Stop shuts the guarded socket down, so the blocked call returns."""

@@ -459,6 +459,10 @@ class SweepPanel(widgets.VBox):
         self._signal = StopSignal()
         self._stop = self._signal.event  # what sweep() polls
         self._timers: list[threading.Timer] = []
+        # Timers watch one run; once the run has ended (_disarm), a late _arm (a Stop pressed
+        # as the run finished on its own) must not start a timer that nobody cancels.
+        self._timers_lock = threading.Lock()
+        self._watching = False
         self._stop_reason = ""
         self._run_id = 0
         self._rounds_seen = 0
@@ -524,6 +528,8 @@ class SweepPanel(widgets.VBox):
         busy = _WORKER.busy
         self._say((f"Waiting for another panel's run to finish, then measuring {len(xs)} sizes … {note}" if busy
                    else f"Measuring {len(xs)} sizes … {note}").strip())
+        with self._timers_lock:
+            self._watching = True
         self._arm(lambda: self._out_of_time(run_id), self.max_run_s)
         _WORKER.submit(lambda: self._worker(settings, xs, note))
         return True
@@ -551,11 +557,16 @@ class SweepPanel(widgets.VBox):
         timer = threading.Timer(after_s, fn)
         timer.daemon = True
         timer.name = "socketlessons-panel-timer"
-        self._timers.append(timer)
-        timer.start()
+        with self._timers_lock:
+            if not self._watching:  # the run already ended: nothing to watch
+                return
+            self._timers.append(timer)
+            timer.start()
 
     def _disarm(self) -> None:
-        timers, self._timers = self._timers, []
+        with self._timers_lock:
+            self._watching = False
+            timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
             if timer is not threading.current_thread():
