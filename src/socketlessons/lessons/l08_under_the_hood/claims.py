@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...claims import Claim
-from ...measure import Status
+from ...measure import LoadWatch, Status
 from ...servers import EchoServer, SinkServer
 from .demos import (
     GilResult,
@@ -31,9 +31,9 @@ def _nagle_stalls() -> Status:
 
 def _sndbuf_curve() -> Status:
     """Section 3's panel: one interleaved sweep over its sizes into a sink in its own process."""
-    with SinkServer(mode="process") as sink:
+    with SinkServer(mode="process") as sink, LoadWatch() as watch:
         points = sndbuf_sweep(sink.address)
-    return sndbuf_points_verdict(points).status
+    return sndbuf_points_verdict(points, load=watch.load).status
 
 
 def _gil_trials() -> dict[str, GilResult]:
@@ -74,7 +74,8 @@ CLAIMS = [
               "a timer (typically 40-150 ms per MiB), from 64 KiB up none do, and their fastest transfers cost "
               "0.13-0.4 ms per MiB at every size: a cliff, above which more buffer changes little. Under a CPU hog "
               "per core some runs see no stall at all (20+ transfers of 4 KiB at 0.2-1 ms per MiB) and the "
-              "typical transfer of every size waits whole scheduler ticks: those runs are inconclusive",
+              "typical transfer of every size waits whole scheduler ticks: those runs are inconclusive (a busy machine "
+              "cannot show that no size stalls)",
           run=_sndbuf_curve),
     Claim(lesson="l08_under_the_hood", name="a busy Python thread slows a thread server's round trips",
           truth="confirmed",
