@@ -53,24 +53,34 @@ def _socketlessons_probe_install():
         return err
 
     import subprocess
-    children = []  # processes this kernel started (lesson 09 runs curl against its own server)
+    children = []  # one entry per process this kernel started (lesson 09 runs curl against its own server)
     popen_init = subprocess.Popen.__init__
 
     def p_popen_init(self, *args, **kwargs):
+        with lock:  # before the child exists: it may connect before popen_init returns
+            children.append(None)
         popen_init(self, *args, **kwargs)
-        with lock:
-            children[:] = [c for c in children if c.poll() is None] + [self]
 
     def child_owning(peer):
-        """The pid of a live child of this kernel whose TCP socket is ``peer``, else None."""
+        """The pid of a live descendant of this kernel whose TCP socket is ``peer``, else None.
+
+        Read from the process tree, not from the Popen objects: a child such as curl can connect
+        (and be accepted) before the thread that started it has stored its Popen, which a busy
+        host (a hub classroom beside a CPU hog per core) showed as cross-talk.
+        """
         with lock:
-            alive = [c for c in children if c.poll() is None]
-        if not alive:
-            return None  # the common case: no lookup at all
+            own = any(local == addr(peer) for local, _remote in rec["connect"])
+            spawned = bool(children)
+        if own or not spawned:
+            return None  # the common cases: no lookup at all
         import psutil
-        for child in alive:
+        try:
+            descendants = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return None
+        for child in descendants:
             try:
-                for c in psutil.Process(child.pid).net_connections(kind="tcp"):
+                for c in child.net_connections(kind="tcp"):
                     if c.laddr and (c.laddr.ip, c.laddr.port) == (peer[0], peer[1]):
                         return child.pid
             except psutil.Error:

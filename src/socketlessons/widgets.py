@@ -678,12 +678,16 @@ class SweepPanel(widgets.VBox):
                           "check the server it measures is running (re-run its cell) and press Run again.")
         finally:
             if run_id == self._run_id:
-                self._disarm()
-                self.plot.finish()
-                self.button.disabled = False
-                self.stop_button.layout.display = "none"
-                self._running = False
-                self._done.set()
+                try:
+                    self._disarm()
+                    self.plot.finish()
+                except Exception as exc:  # the run is over all the same: never leave wait() hanging
+                    self._say_problem(f"The run ended, but its plot could not be redrawn: {type(exc).__name__}: {exc}")
+                finally:
+                    self.button.disabled = False
+                    self.stop_button.layout.display = "none"
+                    self._running = False
+                    self._done.set()
 
     def _forget_series(self, label: str) -> None:
         """A new run replaces the plotted run with the same settings; only ``keep_runs`` stay."""
