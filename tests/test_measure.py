@@ -582,3 +582,11 @@ def test_a_noisy_steeper_line_refines_linear_with_a_steepening_cause():
     assert g.label == "too noisy to say" and 1.2 <= g.slope < 1.8 and g.slope - g.slope_error > 0.8
     v = compare("the claim", "linear", g)
     assert v.status == "refined" and "super-linear" in v.text and "cache" in v.text and "scatter" in v.text
+
+
+def test_an_affine_fit_prints_both_terms_in_time_units_whatever_their_sign():
+    from socketlessons.measure import Affine
+
+    assert str(Affine(4.29e6, 926e3, 1.0)) == "4.29 ms + 926 µs × x"
+    assert str(Affine(-2.44e7, 25.6e6, 0.9)) == "−24.4 ms + 25.6 ms × x"  # was "-2.44e+07 ns + …"
+    assert str(Affine(1e3, -5.0, 0.5)) == "1 µs − 5 ns × x"

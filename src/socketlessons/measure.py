@@ -229,6 +229,8 @@ def estimates(points: Sequence[Point], estimator: str = "median") -> list[float]
 
 
 def _fmt_ns(ns: float) -> str:
+    if ns < 0:  # a fitted fixed cost can come out below zero: "−24.4 ms", not "-2.44e+07 ns"
+        return "−" + _fmt_ns(-ns)
     if ns >= 1e9:
         return f"{ns / 1e9:.3g} s"
     if ns >= 1e6:

@@ -331,6 +331,7 @@ class SweepPanel(widgets.VBox):
         series: label of a run's points, from the settings; default names the fixed controls.
         keep_runs: how many runs stay on the plot, so a run with other settings can be compared.
         scale, ylabel, xlabel, logx, logy: the plot's axes (``scale`` converts ns to the y unit).
+        ymin: start a linear y axis there (0: a flat line looks flat, however the points scatter).
         repeats, budget_s: passed to ``measure.sweep`` for each point.
         max_run_s: a run lasting longer is stopped by the panel (and the status line says so).
         sweep_options: more keywords for ``measure.sweep`` (e.g. ``{"interleave": True,
@@ -368,6 +369,7 @@ class SweepPanel(widgets.VBox):
         scale: float = 1e-3,
         logx: bool = True,
         logy: bool = True,
+        ymin: float | None = None,
         repeats: int = DEFAULT_REPEATS,
         budget_s: float = 1.0,
         min_interval_s: float = 0.25,
@@ -443,7 +445,7 @@ class SweepPanel(widgets.VBox):
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="", layout=widgets.Layout(width="12em"))
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(title, xlabel or _default_xlabel(sweep), ylabel, logx=logx, logy=logy,
-                             min_interval_s=min_interval_s, output=self.output, scale=scale)
+                             min_interval_s=min_interval_s, output=self.output, scale=scale, ymin=ymin)
         self.plot.redraw()
 
         self.runs: list[list[Point]] = []
