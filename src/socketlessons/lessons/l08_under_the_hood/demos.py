@@ -605,11 +605,13 @@ def tcp_info(sock: socket.socket) -> TcpInfo | None:
 
 # ---- the GIL ----------------------------------------------------------------------------------
 
-def _spin(until_ns: int, stop: threading.Event, counter: list[float]) -> None:
+def _spin(until_ns: int, stop: threading.Event, counter: list[float], started: threading.Event | None = None) -> None:
     # Pure Python work holds the GIL except when the interpreter forces a switch. The clock is
     # read only every 2**14 rounds: a timer call on every round made the thread let go of the
     # GIL far more often on some systems (measured: no slowdown at all under gVisor).
     n, cpu0, wall0 = 0, time.thread_time(), time.perf_counter()
+    if started is not None:
+        started.set()
     while not stop.is_set():
         for _ in range(1 << 14):
             n += 1
@@ -628,10 +630,13 @@ def busy_thread(seconds: float = 0.5) -> Iterator[list[float]]:
     """
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 5:
         raise ValueError(f"seconds must be a number in (0, 5], got {seconds!r}")
-    stop, counter = threading.Event(), [0, 0.0, 0.0]
-    thread = threading.Thread(target=_spin, args=(time.perf_counter_ns() + int(seconds * 1e9), stop, counter),
+    stop, counter, started = threading.Event(), [0, 0.0, 0.0], threading.Event()
+    thread = threading.Thread(target=_spin, args=(time.perf_counter_ns() + int(seconds * 1e9), stop, counter, started),
                               name="socketlessons-busy", daemon=True)
     thread.start()
+    # Spinning before the block starts: on a crowded host a new thread can take tens of ms to
+    # run at all, and a check made before that sees a quiet kernel.
+    started.wait(1.0)
     time.sleep(0.01)  # let it take the GIL before the measurement starts
     try:
         yield counter
