@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...servers._base import LoopbackServer, make_listener
-from ...servers._loops import MAX_COST_S, spend
+from ...servers._loops import CPU_CLOCK, MAX_COST_S, spend
 
 __all__ = ["LearnerServer", "ServerStopped", "aprocess", "process", "work"]
 
@@ -60,9 +60,8 @@ class Work:
 work = Work()
 
 
-#: CPU work is counted in this thread's CPU time where that clock is fine-grained (Linux, macOS;
-#: Windows' thread clock ticks every ~16 ms, so there it falls back to the wall clock).
-_CPU_CLOCK = time.thread_time if time.get_clock_info("thread_time").resolution <= 1e-4 else time.perf_counter
+#: CPU work is counted in this thread's CPU time (``servers._loops.CPU_CLOCK``, the helpers' clock).
+_CPU_CLOCK = CPU_CLOCK
 
 
 def compute(seconds: float) -> int:
