@@ -255,12 +255,12 @@ def fmt_pct(part: int, whole: int) -> str:
 
 
 def report(claims: list, results: dict[str, dict[int, Tally]], loads: dict[str, str], missing: dict[str, str],
-           k: int, started: str, output: Path, elapsed: float) -> str:
+           k: int, started: str, output: Path, elapsed: float, context: str = "") -> str:
     lines = ["## Verdict reliability: every lesson's claims, quiet and busy (issue 10, item 4)", "",
              f"Machine: {machine()}.  ",
              f"Command: `{command()}`, started {started}, {elapsed / 60:.1f} min in all.  ",
              f"K = {k} runs of every claim in each condition (rounds over all claims, shuffled).", "",
-             "The machine is shared with seven developers running tests and notebooks during this run: that is "
+             (context or "Nothing else was started on purpose during this run.") + " Other work on the machine is "
              "noise this script cannot switch off, on top of the load it adds; \"quiet\" means only that the "
              "benchmark added none. The load seen during each condition is in the second table.", ""]
     header = "| lesson | claim | truth | condition | confirmed | refined | inconclusive | contradicted | " \
@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="each condition's load processes end by themselves after this long")
     ap.add_argument("--output", type=Path, default=RESULTS / "verdicts.md")
     ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--context", default="", help="what else ran on the machine, for the report's header")
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped from outside: still stop the load
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
@@ -344,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = load.summary()
         loads[cond] = f"{watch.load}" + (f"; {extra}" if extra else "")
         print(f"condition {cond}: {loads[cond]}", flush=True)
-    text = report(claims, results, loads, missing, args.k, started, args.output, time.monotonic() - t0)
+    text = report(claims, results, loads, missing, args.k, started, args.output, time.monotonic() - t0,
+                  args.context)
     print(text)
     wrong = sum(t.wrong for tallies in results.values() for t in tallies.values())
     return 1 if wrong else 0
