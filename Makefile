@@ -2,6 +2,7 @@
 #   make lab   -> install into .venv (if needed) and open the lessons in JupyterLab
 #   make test  -> the same install, then every test (unit, notebooks, exercises, browser, classroom)
 #   make doctor -> can this machine run the lessons?
+#   make test-busy -> make test's suite beside one CPU hog per core
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,13 +13,17 @@ STAMP  := $(VENV)/.installed
 # The real-classroom test drives a JupyterHub, whose proxy comes from npm (node needed).
 PROXY  := $(VENV)/node/.installed
 
-.PHONY: lab test install doctor bench clean strip
+.PHONY: lab test test-busy install doctor bench clean strip
 
 lab: $(STAMP)
 	$(BIN)/python -m socketlessons lab
 
 test: $(STAMP) $(PROXY)
 	$(BIN)/python -m pytest
+
+# The same suite with one CPU-bound process per core running throughout (a shared machine).
+test-busy: $(STAMP) $(PROXY)
+	$(BIN)/python tests/run_on_a_busy_machine.py
 
 install: $(STAMP)
 
