@@ -143,6 +143,11 @@ def _served(server: BackgroundServer, n: int, wait_s: float = 0.5) -> bool:
     return len(server.accepted) >= n
 
 
+#: How long a client that saw its connection end early waits for the learner's function to
+#: finish raising (only on a failing path; a correct server is never waited for).
+LEARNER_SETTLE_S = 0.5
+
+
 def _learner_error(server: BackgroundServer) -> None:
     """Fail with the learner's own exception, if their function raised one."""
     err = server.error
@@ -160,6 +165,11 @@ def _learner_error(server: BackgroundServer) -> None:
 
 def _one(server: BackgroundServer, number: int, payload: bytes, **kwargs: Any) -> ClientRecord:
     [rec] = drive(server.address, [payload], timeout=CLIENT_WAIT_S, **kwargs)
+    if rec.received != payload or not rec.eof:
+        # The function may be raising right now, after closing the connection: give it a moment
+        # (bounded), so its own exception is what the learner reads. CI once reported an
+        # unprintable exception as "only its first piece" (the client saw the close first).
+        server._returned.wait(LEARNER_SETTLE_S)
     if not _served(server, number, 0.0) and not server.returned:
         _learner_error(server)
         raise NotYet(f"client {number} connected (the backlog took it) but your server never accepted it",
