@@ -44,6 +44,8 @@ from socketlessons.lessons.l01_client.checks import (
     check_send_all,
 )
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
@@ -533,9 +535,6 @@ def test_l01_checkers_give_the_same_verdict_20_times():
         (check_send_all, send_spins_nonblocking, BUSY_HINT),
         (check_send_all, timeout_swallowed, SEND_TIMEOUT_HINT),  # the peer's 0.4 s pause vs a 0.05 s timeout
     ]
-    for check, fn, hint in cases:
-        seen = set()
-        for _ in range(20):
-            result = check(fn)
-            seen.add((result.passed, result.hint))
-        assert seen == {(hint == "", hint)}, f"{check.__name__}({fn.__name__}): {seen}"
+    for (check, fn, hint), outcomes in zip(cases, repeated_verdicts([(check, fn, 20) for check, fn, _ in cases])):
+        seen = {(passed, got) for passed, got, _ in outcomes}
+        assert len(outcomes) == 20 and seen == {(hint == "", hint)}, f"{check.__name__}({fn.__name__}): {seen}"

@@ -41,6 +41,8 @@ from socketlessons.lessons.l02_server.checks import (
     check_open_server,
 )
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 posix_only = pytest.mark.skipif(sys.platform == "win32",
                                 reason="Windows lets a port in TIME_WAIT be bound again without SO_REUSEADDR")
@@ -657,11 +659,11 @@ def test_verdicts_are_the_same_twenty_times():
     cases = [(check_echo_server, solution("echo_server"), None), (check_echo_server, single_recv, LOOP_HINT),
              (check_echo_server, busy_poll, BUSY_HINT), (check_open_server, solution("open_server"), None)]
     odd = []
-    for check, fn, hint in cases:
-        for run in range(20):
-            result = check(fn)
-            if result.passed != (hint is None) or (hint is not None and result.hint != hint):
-                odd.append(f"{fn.__name__}, run {run + 1}: {result}")
+    for (check, fn, hint), outcomes in zip(cases, repeated_verdicts([(check, fn, 20) for check, fn, _ in cases])):
+        assert len(outcomes) == 20
+        for run, (passed, got, text) in enumerate(outcomes):
+            if passed != (hint is None) or (hint is not None and got != hint):
+                odd.append(f"{fn.__name__}, run {run + 1}: {text}")
     assert not odd, "\n".join(odd)
 
 

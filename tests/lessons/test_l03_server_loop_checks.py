@@ -19,6 +19,8 @@ from socketlessons.lessons.l03_server_loop import check_echo_until_eof, check_se
 from socketlessons.lessons.l03_server_loop import checks as c
 from socketlessons.lessons.l03_server_loop.solutions import echo_until_eof, serve_concurrently
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 ECHO, SERVE = "check_echo_until_eof", "check_serve_concurrently"
@@ -559,32 +561,21 @@ def test_checkers_never_raise_on_garbage():
 
 # ---- the same verdict, 20 runs out of 20 -----------------------------------------------------------
 
-def _twenty(case: str) -> list[tuple[bool, str]]:
-    """Run one (checker, function) case 20 times; in a process of its own (the leak check counts
-    the whole process's descriptors, so two checkers must not share one)."""
-    check, fn = {"echo ref": (check_echo_until_eof, echo_until_eof),
-                 "echo timeout": (check_echo_until_eof, timeout_taken_for_the_end),
-                 "echo spin": (check_echo_until_eof, spins_on_non_blocking),
-                 "serve ref": (check_serve_concurrently, serve_concurrently),
-                 "serve pool": (check_serve_concurrently, pool_of_two),
-                 "serve lambda": (check_serve_concurrently, late_bound_lambda),
-                 "echo reset only": (check_echo_until_eof, catches_only_resets)}[case]
-    return [(r.passed, r.hint) for r in (check(fn) for _ in range(20))]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
 def test_twenty_runs_same_verdict():
     """Each checker on its reference and on the mutants that sit nearest a margin (a 0.2 s timeout
     against the 0.6 s pause; a spinning loop against the busy-CPU threshold; a pool of two against
     the 1 s gathering wait; a late-bound lambda against the threads' delayed start; a reset while the
-    echo is sent), 20 times each, two
-    processes at a time (which also keeps the machine busy for both)."""
-    import multiprocessing
-
-    want = {"echo ref": True, "echo timeout": False, "echo spin": False, "serve ref": True, "serve pool": False,
-            "serve lambda": False, "echo reset only": False}
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        seen = dict(zip(want, pool.map(_twenty, want)))
-    for case, verdicts in seen.items():
-        assert len(verdicts) == 20 and set(verdicts) == {(want[case], verdicts[0][1])}, (case, set(verdicts))
+    echo is sent), 20 times each, a few runs at once (which also keeps the machine busy for each)."""
+    cases = {"echo ref": (check_echo_until_eof, echo_until_eof, True),
+             "echo timeout": (check_echo_until_eof, timeout_taken_for_the_end, False),
+             "echo spin": (check_echo_until_eof, spins_on_non_blocking, False),
+             "serve ref": (check_serve_concurrently, serve_concurrently, True),
+             "serve pool": (check_serve_concurrently, pool_of_two, False),
+             "serve lambda": (check_serve_concurrently, late_bound_lambda, False),
+             "echo reset only": (check_echo_until_eof, catches_only_resets, False)}
+    seen = repeated_verdicts([(check, fn, 20) for check, fn, _ in cases.values()])
+    for (case, (_, _, passes)), outcomes in zip(cases.items(), seen):
+        verdicts = {(passed, hint) for passed, hint, _ in outcomes}
+        assert len(outcomes) == 20 and verdicts == {(passes, outcomes[0][1])}, (case, verdicts)

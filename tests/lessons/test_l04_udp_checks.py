@@ -16,6 +16,8 @@ from socketlessons.lessons.l04_udp import check_ping, check_recv_datagram
 from socketlessons.lessons.l04_udp import checks as c
 from socketlessons.lessons.l04_udp.solutions import ping, recv_datagram
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 PING, DGRAM = "check_ping", "check_recv_datagram"
@@ -557,6 +559,6 @@ def test_verdicts_are_the_same_20_times():
     cases = [(check_ping, ping, True), (check_recv_datagram, recv_datagram, True),
              (check_ping, rtt_from_first_send, False), (check_ping, no_attempt_number, False),
              (check_ping, stray_ends_attempt, False)]
-    for check, fn, passes in cases:
-        verdicts = [check(fn) for _ in range(20)]
-        assert all(v.passed is passes for v in verdicts), [str(v) for v in verdicts if v.passed is not passes]
+    for (check, fn, passes), outcomes in zip(cases, repeated_verdicts([(check, fn, 20) for check, fn, _ in cases])):
+        assert len(outcomes) == 20 and all(ok is passes for ok, _, _ in outcomes), \
+            [text for ok, _, text in outcomes if ok is not passes]

@@ -37,6 +37,8 @@ from socketlessons.lessons.l05_best_practices.checks import (
 )
 from socketlessons.lessons.l05_best_practices.solutions import fetch, fetch_all
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
@@ -659,6 +661,7 @@ def test_checkers_give_the_same_verdict_20_times():
              (check_fetch_all, fetch_all, None, 20), (check_fetch_all, spins_on_done, BUSY_HINT, 10),
              (check_fetch_all, single_read, READ_HINT, 5), (check_fetch_all, two_at_a_time, PARTIAL_HINT, 2),
              (check_fetch_all, one_after_another, GATHER_HINT, 2)]
-    for check, fn, hint, runs in cases:
-        verdicts = {(r.passed, r.hint) for r in (check(fn) for _ in range(runs))}
-        assert verdicts == {(hint is None, hint or "")}, (fn.__name__, verdicts)
+    all_outcomes = repeated_verdicts([(check, fn, runs) for check, fn, _, runs in cases])
+    for (check, fn, hint, runs), outcomes in zip(cases, all_outcomes):
+        verdicts = {(passed, got) for passed, got, _ in outcomes}
+        assert len(outcomes) == runs and verdicts == {(hint is None, hint or "")}, (fn.__name__, verdicts)

@@ -31,6 +31,8 @@ from socketlessons.lessons.l06_framing.checks import (
 )
 from socketlessons.lessons.l06_framing.solutions import read_lines, read_message
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
@@ -551,6 +553,7 @@ def test_checkers_give_the_same_verdict_20_times():
              (check_read_message, busy_nonblocking_messages, BUSY_HINT, 20),
              (check_read_message, single_recvs, HEADER_PIECES_HINT, 5),
              (check_read_message, body_single_recv, BODY_PIECES_HINT, 5)]
-    for check, fn, hint, runs in cases:
-        verdicts = {(r.passed, r.hint) for r in (check(fn) for _ in range(runs))}
-        assert verdicts == {(hint is None, hint or "")}, (fn.__name__, verdicts)
+    all_outcomes = repeated_verdicts([(check, fn, runs) for check, fn, _, runs in cases])
+    for (check, fn, hint, runs), outcomes in zip(cases, all_outcomes):
+        verdicts = {(passed, got) for passed, got, _ in outcomes}
+        assert len(outcomes) == runs and verdicts == {(hint is None, hint or "")}, (fn.__name__, verdicts)

@@ -17,6 +17,8 @@ from socketlessons.lessons.l07_ipv6_and_versions import check_ask, check_connect
 from socketlessons.lessons.l07_ipv6_and_versions import checks as l07
 from socketlessons.lessons.l07_ipv6_and_versions.solutions import ask, connect_first
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 silent_works = pytest.mark.skipif(not l07.silent_address_works(),
                                   reason="a full accept queue is refused here (Windows), not silent")
@@ -513,8 +515,7 @@ def test_checkers_give_the_same_verdict_20_times():
         # 0.08 s thresholds of checks._core); reported to the owner of those thresholds.
         runs += [(check_connect_first, gives_up_on_a_slow_address, False),
                  (check_connect_first, one_deadline_for_all_attempts, False)]
-    for check, fn, passes in runs:
-        verdicts = [check(fn) for _ in range(20)]
-        wrong = [str(v) for v in verdicts if v.passed != passes]
-        assert not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[0]}"
-        assert len({v.hint for v in verdicts}) == 1, {v.hint for v in verdicts}
+    for (check, fn, passes), outcomes in zip(runs, repeated_verdicts([(check, fn, 20) for check, fn, _ in runs])):
+        wrong = [text for passed, _, text in outcomes if passed != passes]
+        assert len(outcomes) == 20 and not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[:1]}"
+        assert len({hint for _, hint, _ in outcomes}) == 1, {hint for _, hint, _ in outcomes}

@@ -16,6 +16,8 @@ from socketlessons.lessons.l08_under_the_hood import check_nodelay_client, check
 from socketlessons.lessons.l08_under_the_hood import checks as l08
 from socketlessons.lessons.l08_under_the_hood.solutions import nodelay_client, send_request
 
+from ._repeat import repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
@@ -308,8 +310,7 @@ def test_checkers_give_the_same_verdict_20_times():
     runs = [(check_nodelay_client, nodelay_client, True), (check_nodelay_client, plain_connection, False),
             (check_send_request, send_request, True), (check_send_request, two_writes, False),
             (check_send_request, two_writes_in_a_loop, False), (check_send_request, one_write_per_byte, False)]
-    for check, fn, passes in runs:
-        verdicts = [check(fn) for _ in range(20)]
-        wrong = [str(v) for v in verdicts if v.passed != passes]
-        assert not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[0]}"
-        assert len({v.hint for v in verdicts}) == 1, {v.hint for v in verdicts}
+    for (check, fn, passes), outcomes in zip(runs, repeated_verdicts([(check, fn, 20) for check, fn, _ in runs])):
+        wrong = [text for passed, _, text in outcomes if passed != passes]
+        assert len(outcomes) == 20 and not wrong, f"{fn.__name__}: {len(wrong)}/20 runs disagreed, e.g. {wrong[:1]}"
+        assert len({hint for _, hint, _ in outcomes}) == 1, {hint for _, hint, _ in outcomes}

@@ -15,6 +15,8 @@ from socketlessons.lessons.l09_real_protocols import checks as C
 from socketlessons.lessons.l09_real_protocols.checks import check_read_requests, check_send_response, check_tls_echo
 from socketlessons.lessons.l09_real_protocols.solutions import read_requests, send_response, tls_echo
 
+from ._repeat import FromTable, repeated_verdicts
+
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 MAX_HEAD = 8192
@@ -478,6 +480,9 @@ TIMING_SENSITIVE = [
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
 def test_each_checker_gives_the_same_verdict_20_times():
-    for check, fn, hint in TIMING_SENSITIVE:
-        outcomes = {(r.passed, r.hint) for r in (check(fn) for _ in range(20))}
-        assert outcomes == {(hint is None, "" if hint is None else hint)}, (check.__name__, fn, outcomes)
+    all_outcomes = repeated_verdicts([(check, FromTable(__name__, "TIMING_SENSITIVE", index), 20)
+                                      for index, (check, _, _) in enumerate(TIMING_SENSITIVE)])
+    for (check, fn, hint), runs in zip(TIMING_SENSITIVE, all_outcomes):
+        outcomes = {(passed, got) for passed, got, _ in runs}
+        assert len(runs) == 20 and outcomes == {(hint is None, "" if hint is None else hint)}, \
+            (check.__name__, fn, outcomes)
