@@ -18,12 +18,14 @@ PROXY  := $(VENV)/node/.installed
 lab: $(STAMP)
 	$(BIN)/python -m socketlessons lab
 
+# Two stages (tests/run_suite.py): most tests on two xdist workers, then the classroom and
+# browser tests one at a time.
 test: $(STAMP) $(PROXY)
-	$(BIN)/python -m pytest
+	$(BIN)/python tests/run_suite.py
 
 # The same suite with one CPU-bound process per core running throughout (a shared machine).
 test-busy: $(STAMP) $(PROXY)
-	$(BIN)/python tests/run_on_a_busy_machine.py
+	$(BIN)/python tests/run_suite.py --busy
 
 install: $(STAMP)
 
