@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import threading
@@ -132,6 +133,20 @@ def test_restart_in_process_mode():
     server.stop()
     with server:
         assert echo_once(server, b"again") == b"again"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt", reason="POSIX signals")
+def test_a_process_mode_server_outlives_an_interrupt():
+    """Interrupting a kernel sends SIGINT to its whole process group: the helper child must
+    keep serving (it used to die with a KeyboardInterrupt, and the next cell got 'Connection
+    refused')."""
+    server = EchoServer(mode="process").start()
+    try:
+        os.kill(server._process.process.pid, signal.SIGINT)
+        time.sleep(0.2)  # a child that dies of it is gone well within this
+        assert echo_once(server, b"still here") == b"still here"
+    finally:
+        server.stop()
 
 
 def test_stop_all_stops_everything():

@@ -9,6 +9,10 @@ child never outlives the kernel).
 
 The child is started with the ``spawn`` method on every platform: it is what macOS and Windows
 use anyway, and forking a kernel with running threads is unsafe.
+
+In a Jupyter kernel, the first process-mode server also makes the kernel's shutdown (and restart)
+stop the helper processes first (:func:`stop_children_before_kernel_shutdown`): without that, a
+restart took 2.6 s instead of 0.2 s.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import warnings
 from typing import Any
 
@@ -27,6 +32,10 @@ STOP_TIMEOUT_S = 5.0
 
 
 def _child_main(cls: type[LoopbackServer], settings: dict[str, Any], pipe: multiprocessing.connection.Connection) -> None:
+    # Interrupting the kernel (the ■ button) sends SIGINT to its whole process group, this child
+    # included (jupyter_client signals the group): the learner's cell should stop, not the helper
+    # server under it. The child ends through its pipe ("stop", or the kernel gone) or SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = cls(**settings)
     try:
         server.start()
@@ -53,6 +62,61 @@ def _child_main(cls: type[LoopbackServer], settings: dict[str, Any], pipe: multi
             os._exit(0)
 
 
+def _stop_resource_tracker() -> None:
+    """Stop multiprocessing's resource tracker process, if this process started one.
+
+    ``spawn`` starts it (once per interpreter) to clean up semaphores a crashed child leaves. It
+    ignores SIGINT and SIGTERM by design and exits only when its parent does, or when the parent
+    closes its pipe, which ``_stop()`` does (then waits for it). A later spawn starts a new one.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker._resource_tracker._stop()  # private, but stable since Python 3.8
+    except (ImportError, AttributeError, OSError, ChildProcessError):
+        pass  # Windows has no resource tracker; one already gone is fine
+
+
+def stop_children_before_kernel_shutdown() -> None:
+    """In a Jupyter kernel, stop every helper server, then the resource tracker, when the kernel
+    is asked to shut down or restart.
+
+    Why: on a shutdown request ipykernel terminates the kernel's child processes itself, sending
+    SIGTERM and then SIGKILL with growing pauses (0.01, 0.03, 0.1, 0.3, 1, 3 s) until none is left
+    (ipykernel ``Kernel._progressively_terminate_all_children``, ipython/ipykernel#869). The
+    resource tracker ignores SIGTERM, so a kernel that had spawned one helper process spent the
+    pauses waiting until jupyter_client, after half its 5 s ``shutdown_wait_time``, terminated the
+    kernel: 2.6 s for every restart and every lesson under nbmake, against 0.2 s. Stopping the
+    helpers (they answer at once) and closing the tracker's pipe leaves ipykernel nothing to wait
+    for. ``do_shutdown`` is the kernel's documented override point and runs before that loop.
+
+    Outside a kernel (plain Python, the tests' own process) this does nothing; calling it again
+    does nothing either.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or getattr(kernel, "_socketlessons_stops_children", False):
+        return
+    original = kernel.do_shutdown
+
+    def do_shutdown(restart: bool) -> Any:
+        from ._base import stop_all
+
+        try:
+            stop_all()
+            _stop_resource_tracker()
+        except Exception:  # noqa: BLE001 - the kernel must shut down whatever happens here
+            pass
+        return original(restart)
+
+    kernel.do_shutdown = do_shutdown
+    kernel._socketlessons_stops_children = True
+
+
 class ServerProcess:
     """Runs ``server``'s twin in a child process."""
 
@@ -69,6 +133,7 @@ class ServerProcess:
         self._child_end = child_end
 
     def start(self) -> tuple[str, int]:
+        stop_children_before_kernel_shutdown()
         self.process.start()
         self._child_end.close()
         if not self.pipe.poll(START_TIMEOUT_S):
