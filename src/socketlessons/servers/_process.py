@@ -72,7 +72,10 @@ def _stop_resource_tracker() -> None:
     try:
         from multiprocessing import resource_tracker
 
-        resource_tracker._resource_tracker._stop()  # private, but stable since Python 3.8
+        # Private, but stable since Python 3.8. It waits for the tracker to exit, which follows
+        # the closed pipe at once; were it ever stuck, jupyter_client still terminates the kernel
+        # after half its shutdown_wait_time, which is where things stood before this hook.
+        resource_tracker._resource_tracker._stop()
     except (ImportError, AttributeError, OSError, ChildProcessError):
         pass  # Windows has no resource tracker; one already gone is fine
 
