@@ -356,6 +356,17 @@ def single_recv(address, text):
         return sock.recv(1024).decode("utf-8", errors="replace").removesuffix("\n")
 
 
+def stops_inside_a_character(address, text):
+    """What single_recv does when its one recv() ends inside a character (how many bytes arrive at
+    once depends on timing): here always, after 3 bytes, in the middle of the 'ï' of 'naïve'."""
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode() + b"\n")
+        reply = b""
+        while len(reply) < 3:
+            reply += sock.recv(3 - len(reply))
+        return reply.decode("utf-8", errors="replace")
+
+
 def three_recvs(address, text):  # a loop bounded by a count
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(text.encode() + b"\n")
@@ -420,6 +431,7 @@ ASK_MUTANTS = [
     (returns_bytes, "decode what you received: reply.decode('utf-8')"),
     (keeps_newline, "strip the final '\\n' before returning"),
     (single_recv, l07.LOOP_RECV_HINT),
+    (stops_inside_a_character, l07.LOOP_RECV_HINT),
     (three_recvs, l07.LOOP_RECV_HINT),
     (decodes_each_chunk, l07.DECODE_HINT),
     (ascii_only, "encode with UTF-8, which can encode every character: text.encode('utf-8')"),

@@ -181,7 +181,12 @@ def test_tls_echo_drops_a_client_that_never_handshakes(tls_pair):
     with TLSEchoServer(server_ctx, handshake_timeout=0.2) as server, \
             socket.create_connection(server.address, timeout=5) as raw:
         assert raw.recv(10) == b""  # the server gave up on us
-        assert "timed out" in server.failed_handshakes[0]
+        # ssl closes the socket inside wrap_socket, before the server thread records why: wait
+        # (bounded) for the record rather than race it (CI saw the list still empty once).
+        deadline = time.monotonic() + 5
+        while not server.failed_handshakes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.failed_handshakes and "timed out" in server.failed_handshakes[0]
 
 
 def test_tls_echo_refuses_bad_arguments(tls_pair):
