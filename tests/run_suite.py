@@ -33,7 +33,9 @@ SERIAL = "classroom or browser"
 #: Two workers: this machine's two cores, and few enough that a laptop with many cores runs the
 #: suite under about the load it was sized for.
 WORKERS = 2
-STAGES = [["-n", str(WORKERS), "-m", f"not ({SERIAL})"], ["-m", SERIAL]]
+#: ``--dist loadgroup``: tests marked with one ``xdist_group`` run on one worker, one after another
+#: (the checkers' repeat tests, tests/lessons/_repeat.py); all others are spread as usual.
+STAGES = [["-n", str(WORKERS), "--dist", "loadgroup", "-m", f"not ({SERIAL})"], ["-m", SERIAL]]
 
 
 def run_stages(stages: list[list[str]]) -> int:

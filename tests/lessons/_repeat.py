@@ -3,13 +3,17 @@ tests.
 
 A checker run mostly waits (for a reply, for a timeout it set on purpose): one takes 0.5-2 s of
 wall time and a tenth of that in CPU. Run one after another, the nine lessons' repeat tests took
-about 14 minutes of a 40-minute suite. Here the runs are split into chunks handed to a few
+about 14 minutes of a 40-minute suite. Here the runs are split into chunks handed to two
 processes at once. Each process runs one check at a time, because a checker's leak check counts
 the whole process's descriptors and threads, so two checks must never share a process.
 
-Running three at a time also keeps the machine busy while each verdict is made. That makes the
-test stricter, not looser: the timing-sensitive mutants (busy loops judged by their share of CPU,
-timeouts against a peer's pause) must keep their verdict under that load too.
+Running two at a time also keeps the machine busy while each verdict is made: the
+timing-sensitive mutants (busy loops judged by their share of CPU, timeouts against a peer's
+pause) must keep their verdict under that load too. How much load is the limit: with two repeat
+tests at once (six checks) beside a browser test on 2 cores, lesson 02's busy-polling mutant got
+too little CPU to be caught and its one-recv mutant saw two pieces merged. So the nine repeat
+tests share one xdist group (``@pytest.mark.xdist_group("checker-repeats")``, with ``--dist
+loadgroup`` in tests/run_suite.py): one runs at a time, beside at most one other test.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Processes at once: three cut a 20-run test by about two thirds on 2 cores. With a CPU hog per
-#: core beside them, a busy-loop mutant still gets about a third of a core, far above the 12 %
+#: Processes at once: two halve a 20-run test on 2 cores. With a CPU hog per core and another
+#: test beside them, a busy-loop mutant still gets about a third of a core, far above the 12 %
 #: share that the shared busy-CPU check calls busy.
-WORKERS = 3
+WORKERS = 2
 #: Runs per task handed to a process (20 runs make 4 tasks, so they spread over the processes).
 CHUNK = 5
 #: Bound on one chunk's wait. A chunk takes 5-40 s quiet; more means a hang, not a slow machine.

@@ -524,6 +524,7 @@ def test_send_all_socket_takes_part_every_time():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_l01_checkers_give_the_same_verdict_20_times():
     """The references and the timing-sensitive mutants (busy loops, judged by the CPU time they
     use; a short send timeout against the peer's pause), 20 runs each: one verdict every time. (The paced reads and the half-taking send make

@@ -652,6 +652,7 @@ def test_open_server_mutants_get_their_own_hint(wrong, hint, record_mutation):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_verdicts_are_the_same_twenty_times():
     """The references and the mutants whose failure depends on timing (pieces merging, partial
     send()s, the busy loop's CPU share) get the same verdict 20 times in a row (about 60 s quiet,

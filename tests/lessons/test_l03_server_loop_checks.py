@@ -563,6 +563,7 @@ def test_checkers_never_raise_on_garbage():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_twenty_runs_same_verdict():
     """Each checker on its reference and on the mutants that sit nearest a margin (a 0.2 s timeout
     against the 0.6 s pause; a spinning loop against the busy-CPU threshold; a pool of two against

@@ -553,6 +553,7 @@ def test_recv_datagram_correct_alternatives_pass(right, record_mutation):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_verdicts_are_the_same_20_times():
     """The references and the mutants whose verdict rests on a round trip (or a resend's gap) compared with the timeout
     (the others are judged by counts the peer keeps), 20 runs each: about a minute."""

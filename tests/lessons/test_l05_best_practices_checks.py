@@ -644,6 +644,7 @@ def test_solutions_can_be_shown():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_checkers_give_the_same_verdict_20_times():
     """The references 20 runs each; the mutants whose verdict rests on timing fewer: busy loops
     (a share of CPU time, 10 runs), loops that stop early (they would pass if a busy machine

@@ -540,6 +540,7 @@ def test_solutions_can_be_shown():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_checkers_give_the_same_verdict_20_times():
     """The references and the busy-loop mutants (their verdict rests on a share of CPU time),
     20 runs each; mutants whose verdict rests on how the pieces arrive (a reader that falls

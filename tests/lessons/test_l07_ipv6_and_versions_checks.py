@@ -517,6 +517,7 @@ def test_ask_alternatives_pass(alternative, record_mutation):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_checkers_give_the_same_verdict_20_times():
     """The references and the mutants whose verdict involves time (the silent
     address: the attempt's timeout and the call's deadline) get the same verdict 20 runs out of 20."""

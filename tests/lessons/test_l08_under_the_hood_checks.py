@@ -304,6 +304,7 @@ def test_send_request_alternatives_pass(alternative, record_mutation):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_checkers_give_the_same_verdict_20_times():
     """The references and the mutants whose symptom is a stall (two writes) get the same verdict
     and the same hint 20 runs out of 20."""

@@ -479,6 +479,7 @@ TIMING_SENSITIVE = [
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # 20 runs each: 1-3 min beside a CPU hog per core, more in a crowded CI
+@pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_each_checker_gives_the_same_verdict_20_times():
     all_outcomes = repeated_verdicts([(check, FromTable(__name__, "TIMING_SENSITIVE", index), 20)
                                       for index, (check, _, _) in enumerate(TIMING_SENSITIVE)])
