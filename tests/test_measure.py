@@ -248,13 +248,21 @@ def test_busy_kernel_note_is_empty_when_quiet_and_speaks_when_a_thread_spins():
 
     t = threading.Thread(target=spin, daemon=True)
     t.start()
+    notes = []
     try:
         time.sleep(0.05)
-        note = busy_kernel_note()
+        # The note samples nine GIL hand-overs. Beside a CPU hog per core and another test, the
+        # spinning thread is sometimes off the CPU for all of them (1 in 20 checks, and once in
+        # a full busy run): a sampler, which lesson 08's cell asks to run again when it says
+        # nothing. Three tries make a miss about 1 in 8000; a note that never speaks still fails.
+        for _ in range(3):
+            notes.append(busy_kernel_note())
+            if notes[-1]:
+                break
     finally:
         done.set()
         t.join(5)
-    assert "another Python thread held the GIL" in note
+    assert "another Python thread held the GIL" in notes[-1], notes
 
 
 # ---- on a real loopback send sweep -------------------------------------------------------------
