@@ -59,7 +59,11 @@ def test_an_interrupt_stops_the_cell_not_the_helper_server(kernel):
     km, kc = kernel
     assert _run(kc, START) == ""
     slow = kc.execute("time.sleep(60)")  # a cell that takes too long
-    time.sleep(1.0)
+    while True:  # interrupt only once that cell runs (bounded: get_iopub_msg times out)
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == slow and msg["msg_type"] == "execute_input":
+            break
+    time.sleep(0.2)
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=30)
     while reply["parent_header"].get("msg_id") != slow:

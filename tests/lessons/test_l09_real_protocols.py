@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from socketlessons import serve_in_background
+from socketlessons.lessons.l05_best_practices import wait_until
 from socketlessons.lessons.l09_real_protocols import (
     StdlibHTTPServer,
     TLSEchoServer,
@@ -169,9 +170,7 @@ def test_tls_echo_echoes_records_and_counts_refused_handshakes(tls_pair):
         with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"), \
                 socket.create_connection(server.address, timeout=5) as raw:
             client_ctx.wrap_socket(raw, server_hostname="other.example")
-        deadline = time.monotonic() + 2
-        while not server.failed_handshakes and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: bool(server.failed_handshakes), timeout=2)
         assert server.handshakes == 1 and len(server.failed_handshakes) == 1
     assert server.errors == []
 
@@ -183,10 +182,8 @@ def test_tls_echo_drops_a_client_that_never_handshakes(tls_pair):
         assert raw.recv(10) == b""  # the server gave up on us
         # ssl closes the socket inside wrap_socket, before the server thread records why: wait
         # (bounded) for the record rather than race it (CI saw the list still empty once).
-        deadline = time.monotonic() + 5
-        while not server.failed_handshakes and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.failed_handshakes and "timed out" in server.failed_handshakes[0]
+        assert wait_until(lambda: bool(server.failed_handshakes), timeout=5)
+        assert "timed out" in server.failed_handshakes[0]
 
 
 def test_tls_echo_refuses_bad_arguments(tls_pair):
