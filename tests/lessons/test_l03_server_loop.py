@@ -1,6 +1,8 @@
 """Lesson helpers of 03 (server loop) and 04 (UDP): the claims the lessons print hold on this machine."""
 from __future__ import annotations
 
+import asyncio
+import socket
 import sys
 
 import pytest
@@ -11,6 +13,7 @@ from socketlessons.lessons.l03_server_loop import demos as loop
 from socketlessons.lessons.l03_server_loop import network
 from socketlessons.lessons.l03_server_loop.claims import CLAIMS
 from socketlessons.lessons.l03_server_loop.runner import LearnerServer, work
+from socketlessons.lessons.l05_best_practices import wait_until
 from socketlessons.measure import Point
 from socketlessons.servers._base import ServerEvent
 
@@ -183,6 +186,41 @@ def test_learner_server_runs_a_cell_loop_and_stops_fast(fn):
     t0 = time.monotonic()
     server.stop()
     assert time.monotonic() - t0 < 2.0 and not server.errors
+
+
+_OPEN_HANDLERS: list[object] = []
+
+
+async def _handler_that_never_closes(reader, writer):
+    _OPEN_HANDLERS.append(writer)
+    await asyncio.sleep(3600)  # cancelled by stop(), inside the await: its writer is never closed
+
+
+async def _async_loop_of_open_clients(listener):
+    server = await asyncio.start_server(_handler_that_never_closes, sock=listener)
+    async with server:
+        await server.serve_forever()
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_stopping_an_async_loop_closes_the_clients_it_left_open(monkeypatch):
+    """Stopped with clients connected, an ``async def`` loop's transports are closed before its
+    event loop is (a CI run once saw "unclosed transport" warnings from lesson 03's claims)."""
+    import gc
+    import sys
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    _OPEN_HANDLERS.clear()
+    with LearnerServer(_async_loop_of_open_clients) as server:
+        clients = [socket.create_connection(server.address, timeout=5) for _ in range(5)]
+        assert wait_until(lambda: len(_OPEN_HANDLERS) == 5, 10), len(_OPEN_HANDLERS)
+    _OPEN_HANDLERS.clear()
+    for client in clients:
+        assert client.recv(1) == b""  # the server closed its end
+        client.close()
+    gc.collect()
+    assert [repr(u.exc_value) for u in unraisable] == []
 
 
 @pytest.mark.usefixtures("no_leaks")

@@ -109,6 +109,26 @@ class _Listener(socket.socket):
         return conn, addr
 
 
+def _close_leftover_transports(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the client connections an ``async def`` loop left open when it was stopped, before
+    its event loop closes.
+
+    In Python < 3.13 closing an ``asyncio`` server stops listening but leaves its clients'
+    transports open (3.13 added ``Server.close_clients()``), and a handler cancelled inside
+    ``await reader.read()`` never reaches its ``writer.close()``. A transport that *is* closing
+    finishes only on a later turn of the loop (``close()`` schedules its ``connection_lost``). If
+    the loop closed first, each such transport and its socket were left for the garbage collector,
+    which warns "unclosed transport" in whatever cell runs next (seen once in CI, under load: a
+    client's EOF arrived in the loop's last turn). CPython's selector loop keeps its transports
+    in ``loop._transports`` (a weak map from descriptor to transport, used for its own "in use by
+    a transport" check); a loop without one (Windows' Proactor) is left as it is.
+    """
+    for transport in list(getattr(loop, "_transports", {}).values()):
+        if transport is not None and not transport.is_closing():
+            transport.abort()  # the peer is a load client the harness is done with: no flush
+    loop.run_until_complete(asyncio.sleep(0))  # two turns: every scheduled connection_lost runs
+
+
 class LearnerServer(LoopbackServer):
     """Serve with ``loop(listener)``, a function (or ``async def``) written in a cell.
 
@@ -190,6 +210,7 @@ class LearnerServer(LoopbackServer):
                 t.cancel()
             if pending:
                 loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+            _close_leftover_transports(loop)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
