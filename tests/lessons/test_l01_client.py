@@ -117,9 +117,38 @@ def test_sweep_rounds_stops_when_enough_and_within_twice_its_budget():
     assert time.perf_counter() - t0 < 2  # min_rounds yields to twice the budget (0.1 s here)
 
 
+def _spin(seconds):
+    import time
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_sweep_rounds_stops_early_once_every_low_quantile_is_pinned_down():
+    """Batches that agree (a fixed 100 µs spin) settle after a few dozen rounds; with
+    ``settle=None`` the same sweep runs to ``max_rounds``."""
+    points = lc.sweep_rounds(lambda x: (lambda: _spin(1e-4 * x)), [1, 2], budget_s=20, max_rounds=400)
+    assert 29 <= points[0].extra["rounds"] < 400, points[0].extra["rounds"]
+    points = lc.sweep_rounds(lambda x: (lambda: _spin(1e-4 * x)), [1, 2], budget_s=20, max_rounds=60,
+                             settle=None)
+    assert points[0].extra["rounds"] == 60
+
+
+def test_sweep_rounds_keeps_measuring_while_the_low_quantile_is_in_doubt():
+    """One batch in ten is fast, the rest ten times slower: the 10th percentile sits between the
+    two, its interval spans both, and the sweep measures to its limit instead of settling."""
+    import itertools
+
+    pattern = itertools.cycle([2e-4] + [2e-3] * 9)
+    points = lc.sweep_rounds(lambda x: (lambda: _spin(next(pattern))), [1], budget_s=20, max_rounds=80)
+    assert points[0].extra["rounds"] == 80
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"budget_s": 0}, "budget_s"), ({"budget_s": float("nan")}, "budget_s"),
     ({"min_rounds": 2}, "min_rounds"), ({"max_rounds": 3}, "max_rounds"),
+    ({"settle": 0}, "settle"), ({"settle": 2}, "settle"), ({"settle": True}, "settle"),
 ])
 def test_sweep_rounds_refuses_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

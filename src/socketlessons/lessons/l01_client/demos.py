@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ...addresses import Address, check_loopback_host, family_of
-from ...measure import Growth, Point, Verdict, compare, fit_affine, fit_growth
+from ...measure import Growth, Point, Verdict, compare, fit_affine, fit_growth, quantile_interval
 from ...servers import ConnectionStats, TCPServer
 
 __all__ = [
@@ -198,10 +198,31 @@ def tcp_pair(host: str = "127.0.0.1") -> Iterator[tuple[socket.socket, socket.so
 #: pyperf and Google Benchmark report the spread for the same reason. A low quantile keeps that
 #: property while one lucky batch (a timer quirk) cannot set it alone.
 LOW_QUANTILE = 0.10
-#: A timed batch lasts about this long (two timer reads are then a negligible share).
-TARGET_BATCH_NS = 200_000
+#: A timed batch lasts about this long: two timer reads (~0.1 µs) are still a negligible share,
+#: and a short batch is seldom hit by another program's time slice (milliseconds), so on a busy
+#: machine more batches come out clean. It also bounds how fast a sweep makes connections: at
+#: 200 µs the connect() sweep made about 5,000 in a fraction of a second, the thread-per-client
+#: echo server fell behind starting threads, its accept queue (4,096 deep) overflowed and one
+#: connect() waited 1 s for its SYN to be sent again (seen as a ListenOverflows count in nstat).
+TARGET_BATCH_NS = 50_000
 #: Most calls in one batch.
 MAX_BATCH = 10_000
+#: ``sweep_rounds`` stops once every size's low quantile is known within this relative width
+#: (its 90 % interval over the estimate). 0.10 keeps a fit's slope over a 16× range of sizes
+#: within about ±0.03 (log 1.1 / log 16), far inside the bands that name a growth.
+SETTLE_WITHIN = 0.10
+
+
+def _settled(per_x: Sequence[Sequence[float]], within: float) -> bool:
+    """Every series of batch times has its low quantile inside an interval ≤ ``within`` × itself."""
+    for samples in per_x:
+        interval = quantile_interval(samples, LOW_QUANTILE)
+        if interval is None:
+            return False
+        estimate = _quantile(samples, LOW_QUANTILE)
+        if not estimate > 0 or (interval[1] - interval[0]) > within * estimate:
+            return False
+    return True
 
 
 def _quantile(data: Sequence[float], q: float) -> float:
@@ -262,7 +283,7 @@ def _extra_of(op: Callable[[], object]) -> dict[str, Any] | None:
 
 def sweep_rounds(make_op: Callable[[Any], Any], xs: Sequence[float], *, series: str = "",
                  budget_s: float = 1.5, min_rounds: int = 15, max_rounds: int = 400, interleave: bool = True,
-                 enough: Callable[[list[Point]], bool] | None = None,
+                 enough: Callable[[list[Point]], bool] | None = None, settle: float | None = SETTLE_WITHIN,
                  before_batch: Callable[[], object] | None = None,
                  on_round: Callable[[list[Point]], object] | None = None,
                  stop: threading.Event | None = None) -> list[Point]:
@@ -273,8 +294,15 @@ def sweep_rounds(make_op: Callable[[Any], Any], xs: Sequence[float], *, series: 
     instead of bending the line where it hit. ``interleave=False``: one x after another (for
     set-ups that cannot coexist, like "n connections open"), the budget shared equally.
     Adaptive and bounded: at least ``min_rounds`` rounds, then stop as soon as ``enough(points)``
-    is true, or ``budget_s`` (seconds of measuring) or ``max_rounds`` is reached; never past
-    twice ``budget_s`` (then with at least 3 rounds), however busy the machine.
+    is true, or every x's estimate is settled (``settle``, below), or ``budget_s`` (seconds of
+    measuring) or ``max_rounds`` is reached; never past twice ``budget_s`` (then with at least 3
+    rounds), however busy the machine.
+
+    ``settle``: stop once every x's 10th percentile is pinned down, its 90 % interval
+    (``measure.quantile_interval``) no wider than ``settle`` times the estimate (0.10: within
+    about ±5 %). Measuring is spent where the spread is: on a quiet machine the batches agree and
+    a sweep ends after a few dozen rounds, a tenth of its budget; on a busy one the interval
+    stays wide and the sweep uses its budget, as before. ``None``: the budget alone decides.
 
     Each point's median and quartiles are over its batches; ``extra["low"]`` is the 10th
     percentile (``cost(point)``), ``extra["min"]`` the fastest batch, ``extra["load"]`` the
@@ -289,6 +317,10 @@ def sweep_rounds(make_op: Callable[[Any], Any], xs: Sequence[float], *, series: 
     for name, value in (("budget_s", budget_s),):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 30:
             raise ValueError(f"{name} must be a number of seconds in (0, 30], got {value!r}")
+    if settle is not None and (isinstance(settle, bool) or not isinstance(settle, (int, float))
+                               or not 0 < settle <= 1):
+        raise ValueError(f"settle must be a relative width in (0, 1] (0.1: within about ±5 %), or None for "
+                         f"no early stop; got {settle!r}")
     if isinstance(min_rounds, bool) or not isinstance(min_rounds, int) or min_rounds < 3:
         raise ValueError(f"min_rounds must be an int ≥ 3 (quartiles need a few batches), got {min_rounds!r}")
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < min_rounds:
@@ -319,6 +351,8 @@ def sweep_rounds(make_op: Callable[[Any], Any], xs: Sequence[float], *, series: 
             if rounds < min_rounds:
                 continue
             if time.perf_counter() > deadline:
+                break
+            if rounds % 5 == 0 and settle is not None and _settled([samples[x] for x in keys], settle):
                 break
             if rounds % 5 == 0 and (on_round is not None or enough is not None):
                 now = points_of(samples, batches, rounds)
@@ -428,8 +462,10 @@ class DrainedConnection:
 
 def plot_rounds(plot: Any, label: str, *, every_s: float = 0.5) -> Callable[[list[Point]], None]:
     """``on_round`` for ``sweep_rounds``: show the points so far on a ``LivePlot`` (as
-    ``shown_low`` does), at most every ``every_s`` seconds (a redraw costs milliseconds)."""
-    last = [0.0]
+    ``shown_low`` does), at most every ``every_s`` seconds, the first time ``every_s`` after it
+    was made. A redraw costs 0.1–0.3 s: a sweep that settles sooner is drawn once, at its end
+    (``show_rounds``), instead of spending more time drawing than measuring."""
+    last = [time.monotonic()]
 
     def show(points: list[Point]) -> None:
         if time.monotonic() - last[0] >= every_s:
