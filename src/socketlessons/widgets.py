@@ -372,7 +372,7 @@ class SweepPanel(widgets.VBox):
         ymin: float | None = None,
         repeats: int = DEFAULT_REPEATS,
         budget_s: float = 1.0,
-        min_interval_s: float = 0.25,
+        min_interval_s: float = 0.5,
         max_run_s: float = MAX_RUN_S,
         sweep_options: dict[str, Any] | None = None,
         estimator: str = "median",
@@ -446,7 +446,6 @@ class SweepPanel(widgets.VBox):
         self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
         self.plot = LivePlot(title, xlabel or _default_xlabel(sweep), ylabel, logx=logx, logy=logy,
                              min_interval_s=min_interval_s, output=self.output, scale=scale, ymin=ymin)
-        self.plot.redraw()
 
         self.runs: list[list[Point]] = []
         self.points: list[Point] = []
@@ -724,7 +723,8 @@ class SweepPanel(widgets.VBox):
             lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes{why}."]
         if self.fit_kind == "growth" and len(used) >= 2:
             self.growth = fit_growth([p.x for p in used], estimates(used, self.estimator))
-            self.plot.add_fit(label, self.growth, (min(p.x for p in used), max(p.x for p in used)))
+            self.plot.add_fit(label, self.growth, (min(p.x for p in used), max(p.x for p in used)),
+                              redraw=False)  # finish() draws it
             if self.claim is not None:
                 self.verdict = compare(self.claim[0], self.claim[1], self.growth)
                 lines.append(self.verdict.text)
@@ -732,7 +732,8 @@ class SweepPanel(widgets.VBox):
                 lines.append(f"Growth: {self.growth}." + (f" {self.growth.note}." if self.growth.note else ""))
         elif self.fit_kind == "affine" and len(used) >= 2:
             self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])
-            self.plot.add_fit(label, self.affine, (min(p.x for p in used), max(p.x for p in used)))
+            self.plot.add_fit(label, self.affine, (min(p.x for p in used), max(p.x for p in used)),
+                              redraw=False)  # finish() draws it
             if self.judge is not None and settings is not None:
                 self.verdict = self.judge(used, settings)
                 lines.append(self.verdict.text)
