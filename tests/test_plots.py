@@ -82,6 +82,8 @@ def test_live_plot_grows_throttles_and_renders_png():
     assert len(plot.ax.lines) >= 1
     assert plot.png().startswith(PNG_MAGIC) and plot._repr_png_().startswith(PNG_MAGIC)
     plot.add_fit("", fit_growth([p.x for p in plot.points], [p.median_ns for p in plot.points]))
+    assert plot.redraws == first + 1  # within the interval: put off until the next redraw
+    plot.finish()
     assert "linear, slope 1.00" in plot.ax.get_legend_handles_labels()[1]
     plot.clear()
     assert plot.points == [] and plot.fits == {}
@@ -292,3 +294,29 @@ def test_plot_points_rejects_bad_values_by_name(kwargs, match):
             LivePlot("t", "x", "y", scale=kwargs["scale"])
     with pytest.raises(ValueError, match="min_interval_s"):
         LivePlot("t", "x", "y", min_interval_s=-1)
+
+
+def test_a_put_off_redraw_happens_when_the_cell_ends_in_a_real_kernel():
+    """In a kernel, a change the throttle put off (points, a fit) is drawn when its cell ends
+    (IPython's post_run_cell event), once, even without finish(); the saved output is that plot."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "from socketlessons.plots import LivePlot\n"
+        "from socketlessons.measure import Point, fit_growth\n"
+        "plot = LivePlot('t', 'x', 'µs', min_interval_s=3600).show()\n"
+        "before = plot.redraws\n"
+        "for x in (1, 2, 4, 8):\n"
+        "    plot.add(Point(x, 1000.0 * x, 900.0 * x, 1100.0 * x, 3, 'a'))\n"
+        "plot.add_fit('a', fit_growth([1, 2, 4, 8], [1000, 2000, 4000, 8000]))\n"
+        "print(plot.redraws - before)",
+        "print(plot.redraws - before, 'linear, slope 1.00' in plot.ax.get_legend_handles_labels()[1])",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    texts = ["".join(o.get("text", "") for o in c.outputs if o.output_type == "stream") for c in nb.cells]
+    assert texts[0].strip() == "0"  # throttled while the cell ran
+    assert texts[1].strip() == "1 True"  # drawn once, when the cell ended
+    images = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # the display, updated in place

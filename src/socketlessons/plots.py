@@ -59,6 +59,7 @@ import io
 import math
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -475,6 +476,34 @@ def _place_legend(ax: Axes, renderer: Any, handles: list[Any], labels: list[str]
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
 
 
+#: Live plots in a cell's display whose last change the throttle has not drawn yet.
+_PENDING: weakref.WeakSet[LivePlot] = weakref.WeakSet()
+_FLUSH_HOOKED = False
+
+
+def _flush_pending(*_result: object) -> None:
+    """IPython's ``post_run_cell`` event: draw every live plot whose last change is not on screen,
+    so a cell that ends without ``finish()`` still leaves its plot complete."""
+    for plot in list(_PENDING):
+        plot.finish()
+
+
+def _hook_flush() -> None:
+    """Register ``_flush_pending`` once per kernel (nothing outside IPython: there ``finish()``
+    is the only way a put-off redraw happens)."""
+    global _FLUSH_HOOKED
+    if _FLUSH_HOOKED:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.events.register("post_run_cell", _flush_pending)
+        _FLUSH_HOOKED = True
+
+
 class LivePlot:
     """A figure that grows point by point while a sweep runs.
 
@@ -539,14 +568,14 @@ class LivePlot:
         """Add one point (series by ``point.series``); redraw if ``min_interval_s`` has passed."""
         with self._lock:
             self.points.append(point)
-            if self._redraw_due():
-                self.redraw()
+            self.update()
 
     def add_fit(self, series: str, fit: Growth | Affine, x_range: tuple[float, float] | None = None, *,
                 redraw: bool = True) -> None:
         """Draw ``fit`` over ``series``'s points (or over ``x_range``, the x range that was fitted),
-        its label ("linear, slope 0.98") in the legend. ``redraw=False``: only at the next redraw
-        (a caller about to ``finish()`` saves one full layout and PNG, 0.1–0.3 s)."""
+        its label ("linear, slope 0.98") in the legend: now, or, within ``min_interval_s`` of the
+        last redraw, at the next one (at the latest when the cell ends, or at ``finish()``).
+        ``redraw=False``: only at the next redraw (a caller about to ``finish()``)."""
         with self._lock:
             self.fits[series] = fit
             if x_range is not None:
@@ -554,7 +583,7 @@ class LivePlot:
             else:
                 self.fit_ranges.pop(series, None)
             if redraw:
-                self.redraw()
+                self.update()
 
     def add_reference(self, label: str, *, y: float | None = None, x: float | None = None, diagonal: bool = False,
                       through: Sequence[tuple[float, float]] = (), color: str = "0.35", linestyle: Any = ":") -> None:
@@ -563,20 +592,19 @@ class LivePlot:
         ref = Reference(label, y, x, diagonal, tuple(tuple(p) for p in through), color, linestyle)
         with self._lock:
             self.references = [r for r in self.references if r.label != label] + [ref]
-            self.redraw()
+            self.update()
 
     def remove_reference(self, label: str) -> None:
         with self._lock:
             self.references = [r for r in self.references if r.label != label]
-            self.redraw()
+            self.update()
 
     def replace_series(self, series: str, points: Sequence[Point]) -> None:
         """Replace every point of ``series`` with ``points`` and redraw (throttled): for a sweep
         measured in interleaved rounds, ``on_round=lambda ps: plot.replace_series(name, ps)``."""
         with self._lock:
             self.points[:] = [p for p in self.points if p.series != series] + list(points)
-            if self._redraw_due():
-                self.redraw()
+            self.update()
 
     def clear(self) -> None:
         """Forget points and fits (a new run), keep the display."""
@@ -600,7 +628,9 @@ class LivePlot:
         return self
 
     def redraw(self) -> None:
+        """Draw now, whatever the throttle says."""
         with self._lock:
+            _PENDING.discard(self)
             start = time.monotonic()
             self._draw()
             self._publish()
@@ -620,6 +650,18 @@ class LivePlot:
         return Image(data=self.png(), format="png")
 
     # ---- internals ----------------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Show the latest change: now if the throttle allows it (``min_interval_s``), else at the
+        next redraw. A plot shown in a cell's output gets that redraw when the cell ends at the
+        latest (``_flush_pending``), so its last change is never lost; a panel's plot (``output``)
+        gets it from its worker's ``finish()`` (a flush from the kernel's thread would draw while
+        the worker measures)."""
+        if self._redraw_due():
+            self.redraw()
+        elif self.output is None:
+            _PENDING.add(self)
+            _hook_flush()
 
     def _redraw_due(self) -> bool:
         """Has ``min_interval_s`` passed, and four times the last redraw's cost?

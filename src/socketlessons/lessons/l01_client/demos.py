@@ -486,7 +486,7 @@ def show_rounds(plot: Any, label: str, points: Sequence[Point], *, fit_from: flo
         growth = fit_growth([p.x for p in used], [cost(p) for p in used])
         plot.add_fit(label, growth, (used[0].x, used[-1].x))
     else:
-        plot.redraw()
+        plot.update()  # drawn now, or when the cell ends: two calls in one cell draw once
     return growth
 
 
