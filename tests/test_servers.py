@@ -135,6 +135,22 @@ def test_restart_in_process_mode():
         assert echo_once(server, b"again") == b"again"
 
 
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    """A mode="process" server started at a script's top level: its child imports the script
+    again and cannot start; the error says so and names the fix, not only "exited"."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "serve_it.py"
+    script.write_text("from socketlessons import EchoServer\nEchoServer(mode='process').start()\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert "exited before it was ready (exit code 1)" in last and "serve_it.py" in last, last
+    assert 'if __name__ == "__main__":' in last, last
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name == "nt", reason="POSIX signals")
 def test_a_process_mode_server_outlives_an_interrupt():
     """Interrupting a kernel sends SIGINT to its whole process group: the helper child must

@@ -120,6 +120,27 @@ def stop_children_before_kernel_shutdown() -> None:
     kernel._socketlessons_stops_children = True
 
 
+def _script_hint() -> str:
+    """What to do when a ``mode="process"`` server is started from a script without a main guard.
+
+    The child is started with ``spawn`` (on every OS: a forked child of a threaded kernel could
+    inherit a held lock), so it begins by importing the parent's ``__main__`` again. A script
+    that starts a server at its top level then starts one again inside the child, which
+    multiprocessing refuses ("An attempt has been made to start a new process before the current
+    process has finished its bootstrapping phase", printed by the child), and the child exits.
+    A notebook kernel's ``__main__`` has no file, so this never applies there.
+    """
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file or "ipykernel" in sys.modules:
+        return ""
+    return (f". Started from a script ({os.path.basename(main_file)})? Put the code that starts servers under "
+            "`if __name__ == \"__main__\":`: a mode=\"process\" server's process begins by importing your "
+            "script again (multiprocessing's 'spawn' start method; see 'Safe importing of main module' in "
+            "the multiprocessing docs)")
+
+
 class ServerProcess:
     """Runs ``server``'s twin in a child process."""
 
@@ -145,8 +166,11 @@ class ServerProcess:
         try:
             kind, payload = self.pipe.recv()
         except EOFError:
+            self.process.join(STOP_TIMEOUT_S)
+            code = self.process.exitcode
             self._kill()
-            raise RuntimeError("the server process exited before it was ready") from None
+            raise RuntimeError(f"the server process exited before it was ready (exit code {code}){_script_hint()}"
+                               ) from None
         if kind != "ready":
             self._kill()
             raise RuntimeError(f"the server process could not start: {payload}")
