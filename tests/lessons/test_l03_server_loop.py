@@ -50,6 +50,8 @@ COST = 0.005
     ([5e6, 7.5e6, 12.5e6, 22.5e6, 42.5e6], "constant", "inconclusive"),          # half a cost per client
     ([2e6, 9e6, 30e6, 90e6, 200e6], "linear", "confirmed"),                      # a queue on a busy machine
     ([2e6, 9e6, 30e6, 90e6, 200e6], "constant", "contradicted"),
+    # a busy machine slowed every N alike: flat, but N = 16 took as long as 16 queued requests
+    ([75e6, 78e6, 80e6, 82e6, 85e6], "linear", "inconclusive"),
 ])
 def test_growth_verdict_on_synthetic_points(ys, expected, status):
     v = loop.growth_verdict("s", _points("s", ys), expected, COST)

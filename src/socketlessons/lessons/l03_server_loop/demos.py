@@ -267,6 +267,17 @@ def growth_verdict(series: str, points: Sequence[Point], expected: str, cost_s: 
     if measured == "linear":
         return Verdict("contradicted", f"{claim}: contradicted, {numbers}: the clients were served one after "
                                        "another")
+    queue_ns = QUEUE_STEP * top * cost_s * 1e9
+    if ys[-1] >= queue_ns:
+        # Noise only adds time, so a flat line can clear a queue only if the largest N finished
+        # sooner than N queued requests can. Here it did not: the line is flat because the
+        # smallest N were slowed as much (seen once in 390 classroom runs, threads doing CPU work).
+        queued_ms = top * cost_s * 1000
+        return Verdict("inconclusive", f"{claim}: inconclusive, {numbers}, {ys[-1] / 1e6 / queued_ms:.2f}× the "
+                                       f"{queued_ms:g} ms that {top:g} requests one after another take, so they may "
+                                       f"have queued; the line is flat only because N = {pts[0].x:g} waited "
+                                       f"{ys[0] / 1e6:.1f} ms too, for a {cost_s * 1000:g} ms request{why}; run it "
+                                       "again when the machine is quieter")
     return Verdict("contradicted", f"{claim}: contradicted, {numbers}: the clients were served at once")
 
 
