@@ -426,6 +426,110 @@ def global_default_timeout_ask(address, text):
         return reply.decode().removesuffix("\n")
 
 
+# Found by an outsider writing wrong answers without the tests: each passed, or got another
+# mistake's hint, before the checker tried a pause, an IPv6 host and a wrong decoder.
+
+def decodes_latin1(address, text):  # sends UTF-8, decodes the reply as Latin-1 (mojibake)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply[:-1].decode("latin-1")
+
+
+def until_quiet(address, text):  # ends the reply at 50 ms of silence, not at the newline
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        sock.settimeout(0.05)
+        reply = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(1024):
+                reply += chunk
+        return reply.decode("utf-8", errors="replace").rstrip("\n")
+
+
+def tiny_timeout_is_the_end(address, text):  # loops, but a 1 ms timeout ends the reply
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        sock.settimeout(0.001)
+        reply = b""
+        while not reply.endswith(b"\n"):
+            try:
+                chunk = sock.recv(1024)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+        return reply.decode("utf-8", errors="replace").rstrip("\n")
+
+
+def hard_coded_ipv4(address, text):  # AF_INET whatever the host
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(address)
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply[:-1].decode("utf-8")
+
+
+def ignores_the_host(address, text):  # only the port is used: always 127.0.0.1
+    with socket.create_connection(("127.0.0.1", address[1]), timeout=5) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply[:-1].decode("utf-8")
+
+
+def no_newline_sent(address, text):  # waits for a newline it never sent
+    with socket.create_connection(address, timeout=2) as sock:
+        sock.sendall(text.encode("utf-8"))
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply[:-1].decode("utf-8")
+
+
+def reads_until_eof(address, text):  # the echo server keeps the connection open
+    with socket.create_connection(address, timeout=2) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while chunk := sock.recv(1024):
+            reply += chunk
+        return reply.decode("utf-8").removesuffix("\n")
+
+
+def over_udp(address, text):  # a datagram to a TCP server
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(text.encode("utf-8") + b"\n", address)
+        return sock.recv(1024).decode("utf-8").removesuffix("\n")
+
+
+def rstrips_whitespace(address, text):  # rstrip() takes the trailing spaces with the newline
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply.decode("utf-8").rstrip()
+
+
+def hard_coded_ipv6(address, text):  # AF_INET6 whatever the host
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(address)
+        sock.sendall(text.encode("utf-8") + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            reply += sock.recv(1024)
+        return reply[:-1].decode("utf-8")
+
+
 ASK_MUTANTS = [
     (sends_str, "sockets carry bytes: encode text first (b'...' or 'text'.encode()) and decode what you receive"),
     (returns_bytes, "decode what you received: reply.decode('utf-8')"),
@@ -437,6 +541,19 @@ ASK_MUTANTS = [
     (ascii_only, "encode with UTF-8, which can encode every character: text.encode('utf-8')"),
     (strips_whitespace, l07.STRIP_HINT),
     (module_level_buffer, l07.STATE_HINT),
+    (decodes_latin1, l07.MOJIBAKE_HINT),
+    (until_quiet, l07.LOOP_RECV_HINT),
+    (tiny_timeout_is_the_end, l07.LOOP_RECV_HINT),
+    (no_newline_sent, l07.WAIT_HINT),
+    (reads_until_eof, l07.WAIT_HINT),
+    (over_udp, l07.WAIT_HINT),
+    (rstrips_whitespace, l07.STRIP_HINT),
+    pytest.param(hard_coded_ipv6, l07.FAMILY_HINT, marks=pytest.mark.skipif(
+        not socket.has_ipv6, reason="this Python has no AF_INET6")),
+    pytest.param(hard_coded_ipv4, l07.FAMILY_HINT, marks=pytest.mark.skipif(
+        not ipv6_available(), reason="no IPv6 on this host: the checker can only try IPv4 addresses")),
+    pytest.param(ignores_the_host, l07.FAMILY_HINT, marks=pytest.mark.skipif(
+        not ipv6_available(), reason="no IPv6 on this host: the checker can only try IPv4 addresses")),
 ]
 
 
@@ -520,8 +637,11 @@ def test_ask_alternatives_pass(alternative, record_mutation):
 @pytest.mark.xdist_group("checker-repeats")  # one repeat test at a time (tests/lessons/_repeat.py)
 def test_checkers_give_the_same_verdict_20_times():
     """The references and the mutants whose verdict involves time (the silent
-    address: the attempt's timeout and the call's deadline) get the same verdict 20 runs out of 20."""
-    runs = [(check_connect_first, connect_first, True), (check_ask, ask, True), (check_ask, single_recv, False)]
+    address: the attempt's timeout and the call's deadline; a read that a 1 ms timeout or 50 ms of
+    silence ends, which stops wherever the machine's timing puts it) get the same verdict and hint
+    20 runs out of 20."""
+    runs = [(check_connect_first, connect_first, True), (check_ask, ask, True), (check_ask, single_recv, False),
+            (check_ask, tiny_timeout_is_the_end, False), (check_ask, until_quiet, False)]
     if l07.silent_address_works():
         # spins_on_a_nonblocking_connect is left out: the shared busy-loop check passed it 8 times
         # in 20 at load 9 on 2 cores (its thread got 0.056 s of CPU in 0.53 s, under the 12 % and

@@ -256,7 +256,18 @@ TEXT2 = "  ½ tab\there, spaces at both ends  "
 DECODE_HINT = ("collect the bytes until b'\\n' first, then decode once: one character can be split "
                "between two recv() calls, and half a character cannot be decoded")
 LOOP_RECV_HINT = ("one recv() returns what has arrived so far: loop until the reply ends with b'\\n' "
-                  "(a condition, not a fixed number of recv() calls)")
+                  "(a condition, not a fixed number of recv() calls, nor a pause or a timeout: a reply may "
+                  "stop for a moment and go on)")
+FAMILY_HINT = ("the host may be IPv4 ('127.0.0.1') or IPv6 ('::1'): connect to the address you were given "
+               "and let socket.create_connection(address) (or socket.getaddrinfo) pick the family, instead "
+               "of AF_INET, AF_INET6 or 127.0.0.1 written into the function")
+WAIT_HINT = ("the echo server sends back exactly what it got and keeps the connection open: the reply "
+             "ends with the b'\\n' you send, so send one (text.encode('utf-8') + b'\\n', over TCP: "
+             "SOCK_STREAM) and read until it, not until the connection closes")
+MOJIBAKE_HINT = ("the bytes came back right, but were decoded with another encoding: decode the reply "
+                 "with UTF-8 too (reply.decode('utf-8')), the encoding it was sent in")
+#: The reply in two halves, this long apart: longer than a "wait until it goes quiet" read waits.
+PAUSE_S = 0.3
 STRIP_HINT = ("remove only the final '\\n' (reply.removesuffix('\\n') or reply[:-1]); strip() also "
               "removes spaces and tabs that belong to the text")
 STATE_HINT = ("keep the received bytes in a variable inside the function: a buffer kept outside it "
@@ -264,10 +275,22 @@ STATE_HINT = ("keep the received bytes in a variable inside the function: a buff
 
 
 def _cut_short(got: Any, text: str = TEXT) -> bool:
-    """``got`` is the start of ``text``: the reply was read too early. A read that stopped inside a
-    character and decoded with ``errors="replace"`` ends in U+FFFD: still a reply cut short (how
-    many bytes one recv() returns depends on timing, so the hint must not)."""
+    """``got`` is the start of ``text`` (nothing at all included): the reply was read too early. A
+    read that stopped inside a character and decoded with ``errors="replace"`` ends in U+FFFD:
+    still a reply cut short (how many bytes one recv() returns depends on timing, so the hint
+    must not: a read that gives up after 1 ms returns everything, part or nothing)."""
     return isinstance(got, str) and text.startswith(got.rstrip("\ufffd"))
+
+
+def _mojibake(got: Any, text: str = TEXT) -> bool:
+    """``got`` is ``text``'s UTF-8 bytes decoded as Latin-1 or Windows-1252: decoded wrongly."""
+    wrong = set()
+    for codec in ("latin-1", "cp1252"):
+        try:
+            wrong.add(text.encode("utf-8").decode(codec))
+        except UnicodeDecodeError:  # cp1252 has no character for some bytes
+            continue
+    return isinstance(got, str) and got in wrong
 
 
 def _ask(ask: Callable[..., Any], server: Any, text: str, label: str) -> Any:
@@ -278,6 +301,13 @@ def _ask(ask: Callable[..., Any], server: Any, text: str, label: str) -> Any:
                      "encode with UTF-8, which can encode every character: text.encode('utf-8')") from None
     except UnicodeDecodeError as exc:
         raise NotYet(f"{label}: UnicodeDecodeError ({exc.reason})", DECODE_HINT) from None
+    except socket.gaierror as exc:  # a numeric loopback host: only a family that does not fit it
+        raise NotYet(f"{label}, to {server.address}: your function raised gaierror: {exc}", FAMILY_HINT) from None
+    except TimeoutError as exc:
+        raise NotYet(f"{label}: your function raised {type(exc).__name__} ({exc}) before the reply came",
+                     WAIT_HINT) from None
+    except DidNotReturn as late:
+        raise NotYet(f"{label}: your function did not return within {late.args[0]:g} s", WAIT_HINT) from None
 
 
 @checker("ask", solution="ask")
@@ -290,18 +320,35 @@ def check_ask(ask: Callable[..., Any]) -> str:
         expect(isinstance(got, str), f"expected a str, got {type(got).__name__}", "return the decoded reply")
         expect(got != TEXT + "\n", "the reply still ends with its newline", "strip the final '\\n' before returning")
         expect(got == TEXT, f"sent {TEXT!r}, got back {got!r}",
-               LOOP_RECV_HINT if got and _cut_short(got) else
+               LOOP_RECV_HINT if _cut_short(got) else MOJIBAKE_HINT if _mojibake(got) else
                "encode with UTF-8 (text.encode('utf-8')), add b'\\n', and read until the newline")
         got = _ask(ask, server, TEXT2, "second call")
         if isinstance(got, str) and got != TEXT2 and TEXT in got:
             raise NotYet(f"second call: sent {TEXT2!r}, got back {got!r}, with the first call's reply in it",
                          STATE_HINT)
-        expect(got != TEXT2.strip(), f"second call: sent {TEXT2!r}, got back {got!r}: the spaces are gone",
-               STRIP_HINT)
+        expect(got not in {TEXT2.strip(), TEXT2.rstrip(), TEXT2.lstrip()},
+               f"second call: sent {TEXT2!r}, got back {got!r}: spaces are gone", STRIP_HINT)
         expect(got == TEXT2, f"second call: sent {TEXT2!r}, got back {got!r}",
+               LOOP_RECV_HINT if _cut_short(got, TEXT2) else
                "return the reply exactly as it came back, minus its final newline")
     with DribbleServer(piece=1, pause=0.001) as slow:
         got = _ask(ask, slow, TEXT, "with the reply arriving one byte at a time")
     expect(got == TEXT, f"with the reply arriving one byte at a time, got {got!r}",
            LOOP_RECV_HINT if _cut_short(got) else DECODE_HINT)
-    return f"{TEXT!r} and {TEXT2!r} made the round trip as UTF-8, even one byte at a time"
+    half = (len(TEXT.encode("utf-8")) + 2) // 2  # + 1 for the newline, rounded up: two pieces
+    with DribbleServer(piece=half, pause=PAUSE_S) as pausing:
+        got = _ask(ask, pausing, TEXT, f"with a {PAUSE_S:g} s pause in the middle of the reply")
+    expect(got == TEXT, f"with a {PAUSE_S:g} s pause in the middle of the reply, got {got!r}",
+           LOOP_RECV_HINT if _cut_short(got) else DECODE_HINT)
+    where = "an IPv4 address"
+    if ipv6_available():
+        with EchoServer("::1") as v6:
+            try:
+                got = _ask(ask, v6, TEXT, "to an IPv6 address (::1)")
+            except OSError as exc:
+                raise NotYet(f"to an IPv6 address {v6.address}: your function raised {type(exc).__name__}: {exc}",
+                             FAMILY_HINT) from None
+        expect(got == TEXT, f"to an IPv6 address (::1), got {got!r}", FAMILY_HINT)
+        where = "IPv4 and IPv6 addresses"
+    return (f"{TEXT!r} and {TEXT2!r} made the round trip as UTF-8, even one byte at a time and across a pause, "
+            f"to {where}")
