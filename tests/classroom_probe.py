@@ -96,20 +96,28 @@ def _socketlessons_probe_install():
         return conn, peer
 
     start, stop = _base.LoopbackServer.start, _base.LoopbackServer.stop
+    import itertools
+    starts = itertools.count(1)
 
     def p_start(self):
+        # One entry per start, keyed by a counter kept on the server: not by id(self), which a
+        # new server reuses once an old one is collected (lesson 03 makes dozens): the new
+        # server's address was then never recorded, and its clients looked like cross-talk.
+        running = self._state == "running"  # then start() returns it as it is
         result = start(self)
-        with lock:
-            rec["servers"].setdefault(str(id(self)), {
-                "kind": type(self).__name__, "mode": self.mode, "address": addr(self.address),
-                "udp": self.family is not None and "UDP" in type(self).__name__,
-                "start_ns": time.monotonic_ns(), "stop_ns": None})
+        if not running:
+            with lock:
+                self._probe_key = str(next(starts))
+                rec["servers"][self._probe_key] = {
+                    "kind": type(self).__name__, "mode": self.mode, "address": addr(self.address),
+                    "udp": self.family is not None and "UDP" in type(self).__name__,
+                    "start_ns": time.monotonic_ns(), "stop_ns": None}
         return result
 
     def p_stop(self):
         stop(self)
         with lock:
-            entry = rec["servers"].get(str(id(self)))
+            entry = rec["servers"].get(getattr(self, "_probe_key", None))
             if entry is not None and entry["stop_ns"] is None:
                 entry["stop_ns"] = time.monotonic_ns()
 
