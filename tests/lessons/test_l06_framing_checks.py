@@ -12,23 +12,32 @@ from socketlessons.checks import BUSY_HINT, show_solution
 from socketlessons.framing import DelimitedDecoder, recv_exactly
 from socketlessons.lessons.l06_framing.checks import (
     BODY_PIECES_HINT,
+    BYTES_HINT,
     CARRY_HINT,
     CR_HINT,
     DECODE_HINT,
+    DELIMITER_HINT,
+    EMPTY_END_HINT,
     EMPTY_LINE_HINT,
+    EMPTY_MESSAGE_HINT,
+    EMPTY_STREAM_HINT,
     EOF_SPIN_HINT,
     GLUED_HINT,
     GLUED_LINES_HINT,
+    HEADER_IN_BODY_HINT,
     HEADER_PIECES_HINT,
+    LENGTH_HINT,
     LINES_EOF_HINT,
     MSG_EOF_HINT,
     READ_AHEAD_HINT,
     STATE_HINT,
     STOP_EARLY_HINT,
     STRIP_HINT,
+    UNPACK_TUPLE_HINT,
     check_read_lines,
     check_read_message,
 )
+from socketlessons.lessons.l06_framing import checks as l06
 from socketlessons.lessons.l06_framing.solutions import read_lines, read_message
 
 from ._repeat import repeated_verdicts
@@ -207,6 +216,69 @@ def busy_nonblocking(sock):
     return lines
 
 
+# Found by an outsider writing wrong answers without the tests (each passed, or got another
+# mistake's hint, before the checker sent lines one per piece, an empty stream, and looked for
+# the delimiter kept in a line and an empty line taken for the end).
+
+def stops_when_the_buffer_ends_in_a_newline(sock):  # "all lines complete: done"
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+        if data.endswith(b"\n"):
+            break
+    if data and not data.endswith(b"\n"):
+        raise EOFError("cut off")
+    return data.split(b"\n")[:-1]
+
+
+def empty_stream_is_an_error(sock):  # b"" does not end with b"\n" either
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    if not data.endswith(b"\n"):
+        raise EOFError("the stream ended in the middle of a line")
+    return data.split(b"\n")[:-1]
+
+
+def keeps_the_newline(sock):  # splitlines(keepends=True)
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    if data and not data.endswith(b"\n"):
+        raise EOFError("cut off")
+    return data.splitlines(keepends=True)
+
+
+def continues_at_the_newline(sock):  # buffer[i:] instead of buffer[i + 1:]
+    buffer, lines = b"", []
+    while chunk := sock.recv(4096):
+        buffer += chunk
+        i = buffer.find(b"\n")
+        while i != -1:
+            lines.append(buffer[:i])
+            buffer = buffer[i:]
+            i = buffer.find(b"\n", 1)
+    if buffer.startswith(b"\n"):
+        buffer = buffer[1:]
+    if buffer:
+        raise EOFError("the last line is cut off")
+    return lines
+
+
+def empty_line_is_the_end(sock):  # b"\n" alone taken for "no more messages"
+    buffer, lines = b"", []
+    while chunk := sock.recv(4096):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line == b"":
+                return lines
+            lines.append(line)
+    if buffer:
+        raise EOFError("the last line is cut off")
+    return lines
+
+
 READ_LINES_MUTANTS = [
     (one_recv_is_one_line, GLUED_LINES_HINT),
     (splits_each_recv_alone, CARRY_HINT),
@@ -224,6 +296,11 @@ READ_LINES_MUTANTS = [
     (module_level_buffer, STATE_HINT),
     (module_level_list, STATE_HINT),
     (busy_nonblocking, BUSY_HINT),
+    (stops_when_the_buffer_ends_in_a_newline, STOP_EARLY_HINT),
+    (empty_stream_is_an_error, EMPTY_STREAM_HINT),
+    (keeps_the_newline, DELIMITER_HINT),
+    (continues_at_the_newline, DELIMITER_HINT),
+    (empty_line_is_the_end, EMPTY_END_HINT),
 ]
 
 
@@ -433,6 +510,52 @@ def busy_nonblocking_messages(sock):
         sock.settimeout(4.0)
 
 
+# Found by the same outsider: another header size, a length that counts the header, an empty
+# message taken for the end, str or header + body returned, unpack's tuple used as a length.
+
+def _exactly(sock, n):
+    return recv_exactly(sock, n)
+
+
+def two_byte_header(sock):
+    (n,) = struct.unpack("!H", _exactly(sock, 2))
+    return _exactly(sock, n)
+
+
+def eight_byte_header(sock):
+    (n,) = struct.unpack("!Q", _exactly(sock, 8))
+    return _exactly(sock, n)
+
+
+def length_counts_the_header(sock):
+    (n,) = struct.unpack("!I", _exactly(sock, 4))
+    return _exactly(sock, n - 4)
+
+
+def empty_message_is_the_end(sock):
+    (n,) = struct.unpack("!I", _exactly(sock, 4))
+    body = _exactly(sock, n)
+    if not body:
+        raise EOFError("the connection is closed")
+    return body
+
+
+def returns_str(sock):
+    (n,) = struct.unpack("!I", _exactly(sock, 4))
+    return _exactly(sock, n).decode("utf-8", errors="replace")
+
+
+def returns_the_header_too(sock):
+    header = _exactly(sock, 4)
+    (n,) = struct.unpack("!I", header)
+    return header + _exactly(sock, n)
+
+
+def unpacks_a_tuple(sock):
+    n = struct.unpack("!I", _exactly(sock, 4))  # a tuple, not an int
+    return _exactly(sock, n)
+
+
 READ_MESSAGE_MUTANTS = [
     (single_recvs, HEADER_PIECES_HINT),
     (body_single_recv, BODY_PIECES_HINT),
@@ -446,6 +569,13 @@ READ_MESSAGE_MUTANTS = [
     (spins_at_eof, EOF_SPIN_HINT),
     (module_level_buffer_messages, STATE_HINT),
     (busy_nonblocking_messages, BUSY_HINT),
+    (two_byte_header, l06.PREFIX_SIZE_HINT.format(size=2, fmt="'!H', 2 bytes")),
+    (eight_byte_header, l06.PREFIX_SIZE_HINT.format(size=8, fmt="'!Q', 8 bytes")),
+    (length_counts_the_header, LENGTH_HINT),
+    (empty_message_is_the_end, EMPTY_MESSAGE_HINT),
+    (returns_str, BYTES_HINT),
+    (returns_the_header_too, HEADER_IN_BODY_HINT),
+    (unpacks_a_tuple, UNPACK_TUPLE_HINT),
 ]
 
 

@@ -50,6 +50,8 @@ DRIBBLE_S = 0.6
 #: ...with a longer pause after the first piece, so that a single recv returns that piece alone
 #: even when a busy machine makes the reader late (a header read with one recv(4) must fail).
 FIRST_PAUSE_S = 0.06
+#: Between lines that arrive one per piece: long enough that each recv returns one line alone.
+PAUSE_BETWEEN_LINES_S = 0.05
 
 GLUED_LINES_HINT = ("one recv can hold several lines, or part of one: collect the bytes in a buffer and cut "
                     "it at every b'\\n' (buffer.split(b'\\n'))")
@@ -80,6 +82,22 @@ MSG_EOF_HINT = ("when recv returns b'' before the message is complete, the peer 
                 "(recv_exactly does); a cut-off message must not pass for a whole one")
 EOF_SPIN_HINT = ("recv returned b'' (the peer closed) and your loop kept calling it: stop at b'' and raise "
                  "EOFError")
+EMPTY_END_HINT = ("an empty line (b'\\n' alone) is a message too, not the end of the stream: only recv "
+                  "returning b'' (the peer closed) ends it")
+DELIMITER_HINT = ("the b'\\n' belongs to neither line: return each line without it, and go on right after it "
+                  "(buffer[i + 1:], or buffer.split(b'\\n'))")
+EMPTY_STREAM_HINT = ("a stream that ends at once (the peer closed without sending) holds no lines: return []; "
+                     "only bytes left after the last b'\\n' are a cut-off line")
+PREFIX_SIZE_HINT = ("the header is exactly 4 bytes, an unsigned int in network byte order: "
+                    "struct.unpack('!I', recv_exactly(sock, 4)); your function read a {size}-byte header "
+                    "('{fmt}')")
+LENGTH_HINT = ("the header counts the body's bytes only, not its own 4: read exactly length bytes after it")
+EMPTY_MESSAGE_HINT = ("a header announcing 0 bytes is an empty message: return b''; only a connection that "
+                      "closes before a header is complete is the end")
+BYTES_HINT = "return the body as bytes, as it came (do not decode it): a message is bytes"
+HEADER_IN_BODY_HINT = "return the body only: the 4-byte header frames the message but is not part of it"
+UNPACK_TUPLE_HINT = ("struct.unpack always returns a tuple, even for one value: (length,) = "
+                     "struct.unpack('!I', header), then read length bytes")
 ORDER_HINT = ("the header is in network byte order: struct.unpack('!I', header); a bare 'I' uses this "
               "machine's order ({order}-endian) and reads 5 as {wrong:,}")
 
@@ -165,6 +183,10 @@ def _lines_hint(got: list[bytes], expected: list[bytes], previous: list[bytes]) 
             return STRIP_HINT
     if got == [m for m in expected if m]:
         return EMPTY_LINE_HINT
+    if sum(line[:1] == b"\n" or line[-1:] == b"\n" for line in got) >= max(1, len(got) // 2):
+        return DELIMITER_HINT  # most lines begin or end with the newline that should have cut them
+    if b"" in expected and got == expected[: expected.index(b"")]:
+        return EMPTY_END_HINT
     if len(got) == len(expected) and all(_not_utf8(e) for g, e in zip(got, expected) if g != e):
         return DECODE_HINT
     if _is_prefix(got, expected):
@@ -209,6 +231,22 @@ def check_read_lines(read_lines: Callable[..., Any]) -> str:
                          f"{len(lines)}: {[m[:14] for m in lines][:8]}", _lines_hint(lines, expected, previous))
         previous = expected
 
+    one_each = [b"first", b"second, after a pause", b"third"]
+    got, error = _run(read_lines, b"".join(m + b"\n" for m in one_each), [len(m) + 1 for m in one_each],
+                      pause=PAUSE_BETWEEN_LINES_S)
+    how = "three lines, each arriving alone (a recv that ends exactly at a b'\\n' while more lines follow)"
+    if error is not None or _as_list(got[0]) != one_each:
+        shown = _describe(error) if error is not None else f"returned {got[0]!r:.80}"
+        lines = _as_list(got[0]) if error is None else None
+        raise NotYet(f"on {how}, your function {shown}",
+                     _lines_hint(lines, one_each, []) if lines is not None else STOP_EARLY_HINT)
+
+    got, error = _run(read_lines, b"", "whole")
+    if error is not None or _as_list(got[0]) != []:
+        shown = _describe(error) if error is not None else f"returned {got[0]!r:.60}"
+        raise NotYet(f"on a stream that ends at once (the peer closed without sending), your function {shown}",
+                     EMPTY_STREAM_HINT)
+
     got, error = _run(read_lines, b"complete\nincompl", "whole")
     early = "the stream ended in the middle of a line (b'complete\\nincompl') and your function"
     if error is None:
@@ -221,8 +259,9 @@ def check_read_lines(read_lines: Callable[..., Any]) -> str:
         shown = _describe(error) if error is not None else f"returned {got[0]!r:.60}"
         raise NotYet(f"on a new connection that sent only b'fresh\\n', after the cut-off stream, your function "
                      f"{shown}", STATE_HINT)
-    return ("glued lines came apart with every byte kept, cut lines came together, a cut-off last line raised "
-            "EOFError, and a new connection started afresh")
+    return ("glued lines came apart with every byte kept, cut lines came together, lines arriving one by one "
+            "were all read, an empty stream gave [], a cut-off last line raised EOFError, and a new connection "
+            "started afresh")
 
 
 def _frames(messages: Sequence[bytes], header: struct.Struct) -> bytes:
@@ -241,16 +280,44 @@ def _byte_order_hint_or(read_message: Callable[..., Any], messages: Sequence[byt
     return hint
 
 
+#: Headers a learner may have read instead of 4 bytes in network order: (struct format, how the
+#: hint names it). An 8-byte native header is struct's 'L' on 64-bit Linux and macOS.
+OTHER_HEADERS = [("!H", "'!H', 2 bytes"), ("!Q", "'!Q', 8 bytes"), ("=Q", "'L' or 'Q', 8 bytes")]
+
+
+def _format_hint_or(read_message: Callable[..., Any], messages: Sequence[bytes], hint: str) -> str:
+    """A hint naming the header the learner's function reads right, if it is not the exercise's:
+    another size (2 or 8 bytes), or a length that counts the header's own 4 bytes."""
+    for fmt, named in OTHER_HEADERS:
+        header = struct.Struct(fmt)
+        got, error = _run(read_message, _frames(messages, header), "whole", len(messages))
+        if error is None and got == list(messages):
+            return PREFIX_SIZE_HINT.format(size=header.size, fmt=named)
+    counted = b"".join(struct.pack("!I", len(m) + 4) + m for m in messages)
+    got, error = _run(read_message, counted, "whole", len(messages))
+    if error is None and got == list(messages):
+        return LENGTH_HINT
+    return hint
+
+
 def _message_hint(got: list[Any], error: BaseException | None, expected: Sequence[bytes], whole: bool) -> str:
     """The hint for the mistake that turns ``expected`` into ``got`` (then ``error``)."""
+    if isinstance(error, (TypeError, ValueError)) and ("tuple" in str(error) or ",)" in str(error)):
+        return UNPACK_TUPLE_HINT  # recv_exactly(sock, (5,)) or sock.recv((5,))
     bad = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), None)
     if bad is None:  # every message returned was right: the next call raised or did not return
+        if isinstance(error, EOFError) and len(got) < len(expected) and expected[len(got)] == b"":
+            return EMPTY_MESSAGE_HINT  # a length of 0 taken for the end of the stream
         if got:
             return READ_AHEAD_HINT  # an earlier call took this message's bytes with its own
         return HEADER_PIECES_HINT if isinstance(error, struct.error) or not whole else GLUED_HINT
     g, e = got[bad], expected[bad]
+    if isinstance(g, str):
+        return BYTES_HINT
     if isinstance(g, (bytes, bytearray)):
         g = bytes(g)
+        if len(g) == len(e) + 4 and g.endswith(e):
+            return HEADER_IN_BODY_HINT
         if len(g) > len(e) and g.startswith(e):
             return GLUED_HINT
         if g in (e.strip(), e.rstrip(), e.lstrip()):
@@ -277,8 +344,8 @@ def check_read_message(read_message: Callable[..., Any]) -> str:
         got, error = _run(read_message, _frames(expected, network), chunks, len(expected), pause=pause)
         if error is not None or [bytes(g) if isinstance(g, (bytes, bytearray)) else g for g in got] != expected:
             hint = _message_hint(got, error, expected, chunks == "whole")
-            if chunks == "whole":
-                hint = _byte_order_hint_or(read_message, expected, hint)
+            if chunks == "whole" and hint in (GLUED_HINT, HEADER_PIECES_HINT, BODY_PIECES_HINT, READ_AHEAD_HINT):
+                hint = _format_hint_or(read_message, expected, _byte_order_hint_or(read_message, expected, hint))
             shown = _describe(error) if error is not None else f"returned {got!r:.80}"
             raise NotYet(f"on {how}, your function {shown}", hint)
 
