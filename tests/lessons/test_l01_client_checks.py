@@ -11,10 +11,12 @@ closes the copy.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
 from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT, LEAK_HINT, solution
+from socketlessons.lessons.l01_client import checks as l01
 from socketlessons.lessons.l01_client.checks import (
     ALTERED_HINT,
     BYTES_HINT,
@@ -226,6 +228,80 @@ def dup_never_closed(sock, n):
     return data
 
 
+# Found by an outsider writing wrong answers without the tests: each passed (or a correct one
+# failed) before the checker looked at the socket it handed over, paused mid-message, asked for 0.
+
+def timeout_left_behind(sock, n):
+    sock.settimeout(2.0)
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("stream ended")
+        buf += chunk
+    return buf
+
+
+def nonblocking_left_behind(sock, n):
+    sock.setblocking(False)
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except BlockingIOError:
+            time.sleep(0.005)
+            continue
+        if not chunk:
+            raise EOFError("stream ended")
+        buf += chunk
+    return buf
+
+
+def _silence_is_the_end(quiet_s):
+    def recv_exactly(sock, n):
+        old = sock.gettimeout()
+        sock.settimeout(quiet_s)
+        buf = b""
+        try:
+            while len(buf) < n:
+                try:
+                    chunk = sock.recv(n - len(buf))
+                except TimeoutError:
+                    raise EOFError("no more data") from None
+                if not chunk:
+                    raise EOFError("stream ended")
+                buf += chunk
+        finally:
+            sock.settimeout(old)
+        return buf
+    return recv_exactly
+
+
+quiet_50_ms_is_the_end, quiet_200_ms_is_the_end = _silence_is_the_end(0.05), _silence_is_the_end(0.2)
+
+
+def zero_raises(sock, n):  # do-while: one recv even for n = 0
+    buf = b""
+    while True:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("stream ended")
+        buf += chunk
+        if len(buf) >= n:
+            return buf
+
+
+def closes_the_callers_socket(sock, n):
+    with sock:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("stream ended")
+            buf += chunk
+        return buf
+
+
 RECV_MUTANTS = [
     (single_recv, LOOP_HINT),
     (count_bounded, COUNT_LOOP_HINT),
@@ -244,6 +320,12 @@ RECV_MUTANTS = [
     (spins_nonblocking, BUSY_HINT),
     (sets_default_timeout, GLOBAL_TIMEOUT_HINT),
     (dup_never_closed, LEAK_HINT),
+    (timeout_left_behind, l01.RESTORE_HINT),
+    (nonblocking_left_behind, l01.RESTORE_HINT),
+    (quiet_50_ms_is_the_end, l01.PAUSE_HINT),
+    (quiet_200_ms_is_the_end, l01.PAUSE_HINT),
+    (zero_raises, l01.ZERO_HINT),
+    (closes_the_callers_socket, l01.CALLERS_SOCKET_HINT),
 ]
 
 
@@ -281,7 +363,17 @@ def msg_waitall(sock, n):
     return data
 
 
-RECV_ALTERNATIVES = [solution("recv_exactly"), recv_into_memoryview, bytearray_capped_4096]
+def one_byte_per_recv(sock, n):  # slow, blocking, right: real work, not a busy loop
+    out = bytearray()
+    for _ in range(n):
+        b = sock.recv(1)
+        if not b:
+            raise EOFError("stream ended early")
+        out += b
+    return bytes(out)
+
+
+RECV_ALTERNATIVES = [solution("recv_exactly"), recv_into_memoryview, bytearray_capped_4096, one_byte_per_recv]
 if hasattr(socket, "MSG_WAITALL"):
     RECV_ALTERNATIVES.append(msg_waitall)
 
@@ -425,6 +517,35 @@ def send_sets_default_timeout(sock, data):
     return solution("send_all")(sock, data)
 
 
+def send_timeout_left_behind(sock, data):
+    sock.settimeout(5.0)
+    sent = calls = 0
+    while sent < len(data):
+        sent += sock.send(data[sent:])
+        calls += 1
+    return calls
+
+
+def shuts_the_callers_socket(sock, data):
+    sent = calls = 0
+    while sent < len(data):
+        sent += sock.send(data[sent:])
+        calls += 1
+    sock.shutdown(socket.SHUT_WR)
+    return calls
+
+
+def send_closes_the_callers_socket(sock, data):
+    try:
+        sent = calls = 0
+        while sent < len(data):
+            sent += sock.send(data[sent:])
+            calls += 1
+        return calls
+    finally:
+        sock.close()
+
+
 SEND_MUTANTS = [
     (single_send, PARTIAL_SEND_HINT),
     (send_count_bounded, SEND_COUNT_LOOP_HINT),
@@ -439,6 +560,9 @@ SEND_MUTANTS = [
     (wrong_count, COUNT_HINT),
     (send_spins_nonblocking, BUSY_HINT),
     (send_sets_default_timeout, GLOBAL_TIMEOUT_HINT),
+    (send_timeout_left_behind, l01.RESTORE_HINT),
+    (shuts_the_callers_socket, l01.CALLERS_SOCKET_HINT),
+    (send_closes_the_callers_socket, l01.CALLERS_SOCKET_HINT),
 ]
 
 

@@ -203,7 +203,7 @@ class DidNotReturn(Exception):
 
 
 def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
-         on_timeout: Callable[[], None] | None = None, **kwargs: Any) -> Any:
+         on_timeout: Callable[[], None] | None = None, count_cpu: bool = True, **kwargs: Any) -> Any:
     """Call the learner's ``fn(*args, **kwargs)`` in a worker thread, with a deadline.
 
     Returns what ``fn`` returned; re-raises what it raised (marked as the learner's, so the
@@ -212,7 +212,9 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
     ``recv`` blocked on it), the worker gets one more second, and the exercise fails with a
     "did not return" message. An interrupt (■) while waiting runs ``on_timeout`` too, so no
     thread of the learner's is left blocked, and is re-raised. The CPU time of the learner's
-    thread is added to the running check's tally (the busy-loop check).
+    thread is added to the running check's tally (the busy-loop check), unless ``count_cpu`` is
+    false: for a call whose CPU is real work (a big payload read one byte per recv), where the
+    checker looks for spinning another way (counting the calls).
     """
     tally = _TALLIES[-1] if _TALLIES else _Tally()
 
@@ -221,8 +223,9 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
         try:
             return fn(*args, **kwargs)
         finally:
-            tally.cpu_s += time.thread_time() - cpu0
-            tally.wall_s += time.perf_counter() - wall0
+            if count_cpu:
+                tally.cpu_s += time.thread_time() - cpu0
+                tally.wall_s += time.perf_counter() - wall0
 
     worker = BackgroundCall(timed, name="socketlessons-exercise").start()
     try:

@@ -60,6 +60,14 @@ OVERREAD_HINT = ("ask recv only for what is still missing, recv(n - len(data)): 
                  "that belong to the next message")
 LOST_HINT = ("your function read past its n bytes and threw the rest away: ask recv only for what is still "
              "missing, recv(n - len(data)), so the next call finds the next bytes")
+CALLERS_SOCKET_HINT = ("the socket is the caller's: do not close or shut it down (no `with sock:`, no "
+                      "sock.close()); the caller may read or send more on it after your function returns")
+RESTORE_HINT = ("the socket is the caller's: leave its timeout as it was, or put it back (old = "
+                "sock.gettimeout() ... finally: sock.settimeout(old)); a timeout or non-blocking mode you leave "
+                "behind changes every later call on it")
+PAUSE_HINT = ("a pause is not the end of the stream: only recv() returning b'' is (the peer closed); do not "
+              "take a timeout or a moment of silence for EOF")
+ZERO_HINT = "recv_exactly(sock, 0) asks for nothing: return b'' at once (without calling recv)"
 STATE_HINT = ("keep no bytes between calls (no module-level buffer): bytes left over from one connection "
               "end up in the answer for another; ask recv only for what is still missing instead")
 OVERWRITE_HINT = "append each chunk to what you have (chunks.append(chunk), or data += chunk) instead of replacing it"
@@ -97,6 +105,8 @@ SENDALL_HINT = "this exercise is to write sendall yourself: use only sock.send(.
 
 #: Bytes of the big payloads (many calls needed, still quick).
 BIG = 256 * 1024
+#: A pause in the middle of a message: longer than a "quiet for a moment means done" read waits.
+PAUSE_S = 0.3
 SEND_BIG = 512 * 1024
 #: Most one send() of the checker's socket takes (it takes at most half of what it is given).
 MAX_TAKE = 64 * 1024
@@ -134,6 +144,7 @@ class _CountingSocket(socket.socket):
 
     calls = 0  # recv/recv_into calls since the checker last reset it
     got = 0  # bytes they returned
+    closed_by_learner = False
 
     def recv(self, *args: Any, **kwargs: Any) -> bytes:
         self.calls += 1
@@ -146,6 +157,18 @@ class _CountingSocket(socket.socket):
         n = super().recv_into(*args, **kwargs)
         self.got += n
         return n
+
+    def close(self) -> None:
+        if threading.current_thread().name == "socketlessons-exercise":  # the learner's thread
+            self.closed_by_learner = True
+            return  # the checker's socket stays open: the check goes on, and says so
+        super().close()
+
+    def shutdown(self, how: int) -> None:
+        if threading.current_thread().name == "socketlessons-exercise":
+            self.closed_by_learner = True
+            return
+        super().shutdown(how)
 
 
 @contextlib.contextmanager
@@ -262,15 +285,32 @@ def _judge_spin(calls: int, said: str) -> None:
                      "waiting", BUSY_HINT)
 
 
-def _read(recv_exactly: Callable[..., Any], sock: _CountingSocket, n: int, timeout: float) -> Any:
+def _read(recv_exactly: Callable[..., Any], sock: _CountingSocket, n: int, timeout: float, *,
+          count_cpu: bool = True) -> Any:
     sock.calls = sock.got = 0
+    before = sock.gettimeout()
     try:
-        return call(recv_exactly, sock, n, timeout=timeout, on_timeout=_kill(sock))
+        got = call(recv_exactly, sock, n, timeout=timeout, on_timeout=_kill(sock), count_cpu=count_cpu)
     except DidNotReturn:
         if sock.got >= n:  # it had all it asked for and still waited: it lost count of its bytes
             raise NotYet(f"asked for {n} bytes, your function received {sock.got} in {sock.calls} recv calls and "
                          "still waited for more: it lost count of the bytes it already had", OVERWRITE_HINT) from None
         raise
+    _judge_left_as_given(sock, before)
+    return got
+
+
+def _judge_left_as_given(sock: Any, before: float | None, now: float | None | str = "read it") -> None:
+    """The socket is the caller's: the learner's function must leave it open, connected, and with
+    the timeout (or blocking mode) it came with (``now``: as read when the function returned)."""
+    if getattr(sock, "closed_by_learner", False):
+        raise NotYet("your function closed (or shut down) the socket it was given", CALLERS_SOCKET_HINT)
+    if now == "read it":
+        now = sock.gettimeout()
+    if now != before:
+        said = "non-blocking" if now == 0.0 else "blocking" if now is None else f"with a {now:g} s timeout"
+        was = "non-blocking" if before == 0.0 else "blocking, no timeout" if before is None else f"{before:g} s"
+        raise NotYet(f"your function left the socket it was given {said} (it came {was})", RESTORE_HINT)
 
 
 #: Case 1's bytes: whitespace, \r\n, NUL and 0xff at the edges of each 10-byte answer.
@@ -331,13 +371,43 @@ def check_recv_exactly(recv_exactly: Callable[..., Any]) -> str:
         writer = threading.Thread(target=_sendall_quietly, args=(peer, payload), daemon=True)
         writer.start()
         try:
-            got = _read(recv_exactly, sock, BIG, timeout=5)
+            # Its CPU is not counted: reading 256 KiB one byte per recv() is real work (0.2 s), not a
+            # busy loop; a non-blocking spinner shows in case 2's recv() count.
+            got = _read(recv_exactly, sock, BIG, timeout=5, count_cpu=False)
         finally:
             writer.join(1)
             if writer.is_alive():  # the learner stopped reading: unblock the writer
                 _kill(peer)()
                 writer.join(2)
         _judge_read(got, payload, f"{BIG // 1024} KiB written at once", sock.calls)
+
+    # 3b. A pause in the middle: the rest comes PAUSE_S later (silence is not the end).
+    with _pair() as (sock, peer):
+        pacer = _Pacer(sock, peer, [b"first half, ", b"then the rest"], pause=PAUSE_S)
+        try:
+            try:
+                got = _read(recv_exactly, sock, 25, timeout=4)
+            except (EOFError, TimeoutError) as exc:
+                raise NotYet(f"25 bytes, the last 13 after a {PAUSE_S:g} s pause: your function raised "
+                             f"{type(exc).__name__} during the pause, while the peer was still connected",
+                             PAUSE_HINT) from None
+        finally:
+            pacer.stop()
+        if isinstance(got, (bytes, bytearray)) and bytes(got) == b"first half, ":
+            raise NotYet(f"25 bytes, the last 13 after a {PAUSE_S:g} s pause: your function returned the first 12",
+                         PAUSE_HINT)
+        _judge_read(got, b"first half, then the rest", f"25 bytes, the last 13 after a {PAUSE_S:g} s pause",
+                    sock.calls)
+
+    # 3c. Nothing asked for.
+    with _pair() as (sock, _peer):
+        try:
+            got = _read(recv_exactly, sock, 0, timeout=2)
+        except (EOFError, DidNotReturn) as exc:
+            what = "never returned" if isinstance(exc, DidNotReturn) else f"raised {type(exc).__name__}"
+            raise NotYet(f"asked for 0 bytes (nothing sent yet), your function {what}", ZERO_HINT) from None
+        if got != b"":
+            raise NotYet(f"asked for 0 bytes, your function returned {got!r:.40}", ZERO_HINT)
 
     # 4. The stream ends after 3 of the 10 bytes asked for.
     with _pair() as (sock, peer):
@@ -407,6 +477,20 @@ class _HalfTaking:
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         raise NotYet("your function called sendall()", SENDALL_HINT)
+
+    closed_by_learner = False
+
+    def close(self) -> None:
+        self.closed_by_learner = True  # the real socket stays open: the check reads what arrived
+
+    def shutdown(self, how: int) -> None:
+        self.closed_by_learner = True
+
+    def __enter__(self) -> _HalfTaking:  # `with sock:` closes it on the way out
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -514,6 +598,7 @@ def check_send_all(send_all: Callable[..., Any]) -> str:
         peer = _SlowReader(limit=2 * len(data) + 65536, pause_after=len(data) // 4 if len(data) > 4096 else None)
         try:
             wrapped = _HalfTaking(peer.client, data)
+            before = peer.client.gettimeout()
             try:
                 count = call(send_all, wrapped, data, timeout=10, on_timeout=_kill(peer.client))
             except DidNotReturn:
@@ -522,10 +607,12 @@ def check_send_all(send_all: Callable[..., Any]) -> str:
                     raise NotYet(f"your function kept sending: the peer had received {len(got):,} bytes for "
                                  f"{len(data):,} when the check gave up", REST_HINT) from None
                 raise
+            after = peer.client.gettimeout()  # before finish(), which makes it blocking
             got = peer.finish()
         finally:
             peer.close()
         _judge_sent(got, data, wrapped, count)
+        _judge_left_as_given(wrapped, before, after)  # after the bytes: a lost byte is the worse mistake
         _judge_spin(wrapped.refused, "{calls:,} of your send() calls raised BlockingIOError (no room yet) "
                     f"while sending {len(data):,} bytes")
         results.append(wrapped.calls)
