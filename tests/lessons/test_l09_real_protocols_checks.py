@@ -169,6 +169,58 @@ def _carry_lost(sock):
 READ_MUTANTS["head searched in each recv alone (carry lost)"] = (_carry_lost, C.CARRY_HINT)
 
 
+# Found by an outsider writing wrong answers without the tests: the first two passed, the last
+# two got another mistake's hint, before the checker sent such headers, a 20 kB body, a GET
+# without Content-Length read with [], and a clean close after a request.
+
+def _outsider_reader(*, split_colon_space=False, limit_counts_body=False, length_required=False,
+                     close_is_error=False):
+    def read_requests(sock):
+        requests, buf = [], b""
+
+        def more():
+            nonlocal buf
+            if limit_counts_body and len(buf) > MAX_HEAD:
+                raise ValueError("request too long")
+            chunk = sock.recv(4096)
+            buf += chunk
+            return chunk
+
+        while True:
+            while b"\r\n\r\n" not in buf:
+                if len(buf) > MAX_HEAD:
+                    raise ValueError("head too long")
+                if not more():
+                    if buf or close_is_error:
+                        raise EOFError("closed inside a head")
+                    return requests
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            request_line, *lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = request_line.split(" ", 2)
+            headers = {}
+            for line in lines:
+                if split_colon_space:
+                    name, value = line.split(": ")
+                else:
+                    name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers["content-length"] if length_required else headers.get("content-length", "0"))
+            while len(buf) < length:
+                if not more():
+                    raise EOFError("closed inside a body")
+            body, buf = buf[:length], buf[length:]
+            requests.append((method, target, headers, body))
+    return read_requests
+
+
+READ_MUTANTS.update({
+    "header lines split on ': '": (_outsider_reader(split_colon_space=True), C.COLON_HINT),
+    "the head's limit counts the body": (_outsider_reader(limit_counts_body=True), C.BIG_BODY_HINT),
+    "Content-Length required (KeyError on a GET)": (_outsider_reader(length_required=True), C.NO_LENGTH_HINT),
+    "a clean close between requests raises": (_outsider_reader(close_is_error=True), C.CLEAN_CLOSE_HINT),
+})
+
+
 @pytest.mark.parametrize("name", list(READ_MUTANTS))
 def test_read_requests_mutants_fail_with_their_own_hint(name, record_mutation):
     fn, hint = READ_MUTANTS[name]
@@ -387,7 +439,23 @@ def swallows_the_certificate_error(address, hostname, ca_pem, message):
         return b""  # a refused certificate looks like an empty echo
 
 
+def name_is_the_ip(address, hostname, ca_pem, message):  # server_hostname=address[0]
+    return tls_echo(address, address[0], ca_pem, message)
+
+
+def ca_text_as_a_file_name(address, hostname, ca_pem, message):
+    ctx = ssl.create_default_context(cafile=ca_pem)  # a PEM text, not a path
+    with socket.create_connection(address, timeout=1) as raw, ctx.wrap_socket(raw, server_hostname=hostname) as tls:
+        tls.sendall(message)
+        data = b""
+        while len(data) < len(message):
+            data += tls.recv(65536)
+        return data
+
+
 TLS_MUTANTS = {
+    "server_hostname is the IP address": (name_is_the_ip, C.NAME_NOT_IP_HINT),
+    "the CA's text passed as cafile=": (ca_text_as_a_file_name, C.CADATA_HINT),
     "certificate error caught, b'' returned": (swallows_the_certificate_error, C.SWALLOW_HINT),
     "check_hostname turned off": (_tls(check_hostname=False), C.HOSTNAME_HINT),
     "unverified context": (_tls(context="unverified"), C.VERIFY_HINT),

@@ -69,6 +69,14 @@ STATE_HINT = ("the second connection got requests of the first: keep the buffer 
               "function, not at module level")
 CUT_HINT = ("when the stream ends inside a request (a head without its blank line, or a body shorter "
             "than Content-Length), raise EOFError: a cut-off request must not pass for a whole one")
+COLON_HINT = ("split each header line at its first ':' only (line.partition(':')) and strip both sides: the "
+              "space after the colon is optional ('Host:127.0.0.1'), and a value may hold ': ' itself")
+BIG_BODY_HINT = ("MAX_HEAD limits the head only, up to the blank line: a body may be as long as its "
+                 "Content-Length says, so do not count it against the head's limit")
+NO_LENGTH_HINT = ("a request without a body (a GET) has no Content-Length: read it with "
+                  "headers.get('content-length', '0'), which is 0 when it is missing")
+CLEAN_CLOSE_HINT = ("a connection that closes right after a complete request is the normal end: return the "
+                    "requests read so far; only a close inside a request (head or body) is an error")
 HEAD_LIMIT_HINT = ("a client can send header lines forever (or very slowly): stop reading and raise "
                    "ValueError once the head is longer than a limit (8192 bytes, as many servers do)")
 
@@ -83,6 +91,19 @@ _WIRE = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padded:   value with spaces  \
          b"PUT /upload HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 260\r\n\r\n" + bytes(range(256)) + b"\r\n\r\n"
          b"GET /last?q=1 HTTP/1.1\r\nHOST: 127.0.0.1\r\n\r\n")
 _PIECES = [1, 2, 3, 5, 8, 13, 21, 34, 2, 1, 55]
+#: Headers as clients may send them: no space after the colon, ': ' inside a value.
+_COLON_WIRE = b"GET /colon HTTP/1.1\r\nHost:127.0.0.1\r\nX-Note: a: b\r\n\r\n"
+_COLON_REQUEST = ("GET", "/colon", {"host": "127.0.0.1", "x-note": "a: b"}, b"")
+#: A body longer than MAX_HEAD (8,192): the limit is the head's only.
+_BIG_BODY = bytes(range(256)) * 78 + b"end"
+_BIG_WIRE = (b"PUT /big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(_BIG_BODY)) + _BIG_BODY
+_BIG_REQUEST = ("PUT", "/big", {"host": "127.0.0.1", "content-length": str(len(_BIG_BODY))}, _BIG_BODY)
+
+
+def _clean_close_raises(read_requests: Callable[..., Any]) -> bool:
+    """Does the learner's function raise EOFError on one complete GET and a clean close?"""
+    _got, error = _serve_and_read(read_requests, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "whole")
+    return isinstance(error, EOFError)
 
 
 def _kill(sock: socket.socket, server: Any) -> Callable[[], None]:
@@ -245,6 +266,10 @@ def check_read_requests(read_requests: Callable[..., Any]) -> str:
         if error is not None:
             if isinstance(error, DidNotReturn):
                 hint = EOF_HINT
+            elif isinstance(error, KeyError) and "content-length" in str(error).lower():
+                hint = NO_LENGTH_HINT
+            elif isinstance(error, EOFError) and _clean_close_raises(read_requests):
+                hint = CLEAN_CLOSE_HINT
             elif pieces:
                 hint = _cut_hint(read_requests, chunks, cut_hint)
             elif _canonical_case_passes(read_requests):
@@ -262,6 +287,14 @@ def check_read_requests(read_requests: Callable[..., Any]) -> str:
                          f"with 260 binary bytes, a GET), you returned {len(requests)}: "
                          f"{[r[:2] for r in requests][:6]}; first difference: "
                          f"{next(((g, e) for g, e in zip(requests, expected) if g != e), None)!r:.160}", hint)
+
+    for wire, want, how, hint in (
+            (_COLON_WIRE, _COLON_REQUEST, "a header with no space after its colon ('Host:127.0.0.1') and a value "
+             "holding ': ' ('X-Note: a: b')", COLON_HINT),
+            (_BIG_WIRE, _BIG_REQUEST, f"a PUT with a {len(_BIG_REQUEST[3]):,}-byte body", BIG_BODY_HINT)):
+        got, error = _serve_and_read(read_requests, wire, "whole")
+        shown = _describe(error) if error is not None else f"returned {[r[:3] for r in _as_tuples(got)]!r:.160}"
+        expect(error is None and _as_tuples(got) == [want], f"on {how}, your function {shown}", hint)
 
     for cut_stream, where in ((b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n", "inside a head"),
                               (b"POST /form HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", "inside a body")):
@@ -289,8 +322,9 @@ def check_read_requests(read_requests: Callable[..., Any]) -> str:
         raise NotYet(f"after the cut-off streams, a new connection sent the {len(expected)} requests again and "
                      f"your function " + (_describe(error) if error is not None else
                                           f"returned {[r[:2] for r in _as_tuples(got)][:6]}"), STATE_HINT)
-    return ("4 pipelined requests came apart glued and in pieces, bodies byte for byte; cut-off requests raised "
-            "EOFError and an endless head ValueError; a new connection after them started afresh")
+    return ("4 pipelined requests came apart glued and in pieces, bodies byte for byte; headers without a space "
+            "and a 20 kB body were read; cut-off requests raised EOFError and an endless head ValueError; a new "
+            "connection after them started afresh")
 
 
 # ---- send_response -------------------------------------------------------------------------------
@@ -519,6 +553,10 @@ TRUST_HINT = ("the certificate could not be verified: trust the lesson's CA with
 SWALLOW_HINT = ("let ssl.SSLCertVerificationError reach the caller (do not catch it and return b'' or None): a "
                 "refused certificate must not look like an empty echo")
 SNI_HINT = "pass the name you expect: context.wrap_socket(sock, server_hostname=hostname)"
+CADATA_HINT = ("ca_pem is the CA certificate's text, not a file name: ssl.create_default_context("
+               "cadata=ca_pem) (cafile= expects a path)")
+NAME_NOT_IP_HINT = ("server_hostname is the name the certificate was issued for (the hostname argument, "
+                    "'localhost' here), not the IP address you connect to")
 RECORDS_HINT = ("one recv over TLS returns at most one TLS record (16 KiB here): loop until you have "
                 "len(message) bytes")
 EXACT_HINT = ("the echo server keeps the connection open: stop reading once you have len(message) bytes, "
@@ -561,7 +599,10 @@ def check_tls_echo(tls_echo: Callable[..., Any]) -> str:
             elif isinstance(error, DeprecationWarning) and "PROTOCOL_TLS" in str(error):
                 hint = VERIFY_HINT  # warnings raised as errors (python -W error): the look-alike constant
             elif isinstance(error, ssl.SSLCertVerificationError):
-                hint = TRUST_HINT
+                hint = NAME_NOT_IP_HINT if "IP address mismatch" in str(error) else TRUST_HINT
+            elif isinstance(error, (FileNotFoundError,)) or (isinstance(error, OSError) and "File name too long"
+                                                              in str(error)):
+                hint = CADATA_HINT
             elif isinstance(error, (DidNotReturn, TimeoutError)):
                 hint = EXACT_HINT
             else:
