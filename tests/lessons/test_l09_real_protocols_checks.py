@@ -328,7 +328,14 @@ def closes_only_on_success_path(conn, status, body, content_type="text/plain; ch
     del extra
 
 
+def body_as_its_repr(conn, status, body, content_type="text/plain; charset=utf-8"):  # f"...{body}"
+    response = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+    conn.sendall(response.encode("utf-8"))
+
+
 SEND_MUTANTS = {
+    "the body's repr in an f-string": (body_as_its_repr, C.BODY_REPR_HINT),
     "\\n instead of \\r\\n": (_responder(eol="\n"), C.CRLF_RESPONSE_HINT),
     "no Content-Length": (_responder(length=False), C.LENGTH_HINT),
     "Content-Length in characters": (_responder(char_length=True), C.ENCODE_LENGTH_HINT.format(n=len(C._NAIVE))),
@@ -453,7 +460,24 @@ def ca_text_as_a_file_name(address, hostname, ca_pem, message):
         return data
 
 
+def reads_until_its_timeout(address, hostname, ca_pem, message):  # keep-alive: waits 1 s every call
+    ctx = ssl.create_default_context(cadata=ca_pem)
+    with socket.create_connection(address, timeout=1) as raw, ctx.wrap_socket(raw, server_hostname=hostname) as tls:
+        tls.sendall(message)
+        data = b""
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
 TLS_MUTANTS = {
+    "reads until its timeout fires": (reads_until_its_timeout, C.EXACT_HINT),
     "server_hostname is the IP address": (name_is_the_ip, C.NAME_NOT_IP_HINT),
     "the CA's text passed as cafile=": (ca_text_as_a_file_name, C.CADATA_HINT),
     "certificate error caught, b'' returned": (swallows_the_certificate_error, C.SWALLOW_HINT),

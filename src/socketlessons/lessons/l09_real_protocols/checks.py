@@ -339,6 +339,8 @@ ENCODE_LENGTH_HINT = ("Content-Length counts bytes, not characters: 'naïve ✓'
                       "{n} bytes in UTF-8; take len() of the bytes you send")
 SENDALL_HINT = ("send() may send only part of what you give it (here the body was 1 MiB and the send "
                 "buffer small): use sendall(), which loops until every byte is out")
+BODY_REPR_HINT = ("send the body's bytes after the head (head.encode('latin-1') + body), not their repr: "
+                  "f\"...{body}\" writes b'...' into the text")
 BODY_RESPONSE_HINT = "send the body exactly as given (bytes, unchanged): no strip(), no decoding"
 CLOSE_RESPONSE_HINT = ("do not close the connection in send_response: the server loop decides (with "
                        "keep-alive the client sends its next request on the same connection)")
@@ -450,8 +452,10 @@ def _check_head(address: tuple[str, int]) -> None:
     if body != sent:
         length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
         changed = body.strip() == sent.strip() or (len(body) < length == len(sent))
+        as_repr = repr(sent).encode() in data  # f"...{body}" writes b'...' into the text
         raise NotYet(f"asked for /, a raw client got the body {body!r:.60} (Content-Length {length}); the "
-                     f"function was given {sent!r}", BODY_RESPONSE_HINT if changed else LENGTH_HINT)
+                     f"function was given {sent!r}",
+                     BODY_REPR_HINT if as_repr else BODY_RESPONSE_HINT if changed else LENGTH_HINT)
 
 
 #: http.client gives up when no byte came for this long (a loopback answer comes in milliseconds,
@@ -553,6 +557,9 @@ TRUST_HINT = ("the certificate could not be verified: trust the lesson's CA with
 SWALLOW_HINT = ("let ssl.SSLCertVerificationError reach the caller (do not catch it and return b'' or None): a "
                 "refused certificate must not look like an empty echo")
 SNI_HINT = "pass the name you expect: context.wrap_socket(sock, server_hostname=hostname)"
+#: A client that returns this long after the echo's last bytes were sent waited for something else
+#: (its 1 s timeout, the end of the stream): a correct one returns within milliseconds.
+LATE_RETURN_S = 0.8
 CADATA_HINT = ("ca_pem is the CA certificate's text, not a file name: ssl.create_default_context("
                "cadata=ca_pem) (cafile= expects a path)")
 NAME_NOT_IP_HINT = ("server_hostname is the name the certificate was issued for (the hostname argument, "
@@ -593,6 +600,7 @@ def check_tls_echo(tls_echo: Callable[..., Any]) -> str:
     ca_pem = made["ca_pem"]
     with TLSEchoServer(made["contexts"]["good"]) as good, TLSEchoServer(made["contexts"]["other"]) as other:
         got, error = _tls_call(tls_echo, good.address, "localhost", ca_pem, _MESSAGE, stop=good.stop)
+        returned = time.monotonic()
         if error is not None:
             if isinstance(error, ValueError) and "server_hostname" in str(error):
                 hint = SNI_HINT
@@ -615,6 +623,9 @@ def check_tls_echo(tls_echo: Callable[..., Any]) -> str:
                "bytes" + ("" if not isinstance(got, (bytes, bytearray)) or len(got) >= len(_MESSAGE)
                           else f" (a recv returned at most {min(16384, len(got)):,})"),
                RECORDS_HINT if isinstance(got, (bytes, bytearray)) and len(got) < len(_MESSAGE) else BODY_RESPONSE_HINT)
+        late = returned - (good.last_echo_s or returned)
+        expect(late < LATE_RETURN_S, f"the whole {len(_MESSAGE):,}-byte echo had arrived, and your function returned "
+               f"{late:.2f} s later: it waited for a timeout or for the server to close", EXACT_HINT)
 
         got, error = _tls_call(tls_echo, other.address, "localhost", ca_pem, b"hello", stop=other.stop)
         if error is None and not got:  # b"" or None: the verification error was caught and dropped

@@ -189,6 +189,9 @@ class TLSEchoServer(TCPServer):
         self.context, self.handshake_timeout = context, float(handshake_timeout)
         self.handshakes = 0
         self.failed_handshakes: list[str] = []
+        #: ``time.monotonic()`` when the last echo was handed to the kernel (a checker compares
+        #: it with when the client returned: a client that waits for a timeout shows the gap).
+        self.last_echo_s: float | None = None
 
     def _settings(self) -> dict[str, Any]:  # pragma: no cover - thread mode only
         raise TypeError("TLSEchoServer runs in the kernel's threads only (an SSLContext cannot be pickled)")
@@ -211,6 +214,7 @@ class TLSEchoServer(TCPServer):
                 while data := tls.recv(64 * 1024):
                     stats.bytes_in += len(data)
                     tls.sendall(data)
+                    self.last_echo_s = time.monotonic()
                     stats.bytes_out += len(data)
             except (ssl.SSLError, OSError):
                 pass  # the client left without a TLS goodbye, or stop() shut the socket
