@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 import socket
+import threading
 import statistics
 import time
 from collections.abc import Callable
@@ -43,8 +45,21 @@ REQUEST = HEADER + BODY
 
 NODELAY_HINT = ("switch Nagle's algorithm off on the socket you return: "
                 "sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)")
-LEVEL_HINT = ("TCP_NODELAY is an option of TCP: its level is socket.IPPROTO_TCP, not SOL_SOCKET "
-              "(at SOL_SOCKET the same number means another option)")
+LEVEL_HINT = ("TCP_NODELAY is an option of TCP: its level is socket.IPPROTO_TCP, not SOL_SOCKET or "
+              "IPPROTO_IP (at another level the same number means another option)")
+CORK_HINT = ("set only TCP_NODELAY: TCP_CORK holds small writes back until a full segment is ready (up to "
+             "200 ms), whatever Nagle does, so the requests still stall")
+STALL_HINT = ("TCP_NODELAY is on, yet every request stalled: another option holds the writes back; set "
+              "TCP_NODELAY alone, on a plain blocking TCP socket")
+BLOCKING_HINT = ("return the socket blocking (a timeout is fine): a non-blocking one makes the caller's "
+                 "recv() raise BlockingIOError when the reply is not there yet")
+CLOSED_HINT = ("the socket you returned is closed: a `with` block closes it on the way out; create it "
+               "without `with` and return it (the caller closes it)")
+TCP_HINT = ("return a TCP socket (SOCK_STREAM, as socket.create_connection makes): Nagle and TCP_NODELAY "
+            "belong to TCP; UDP has neither")
+#: A write-write-read request on loopback takes microseconds with TCP_NODELAY, 40 ms (a delayed
+#: ACK) or 200 ms (TCP_CORK) when something holds the second write back.
+STALL_S = 0.02
 LOOKALIKE_HINT = ("TCP_QUICKACK changes when THIS side acknowledges; the stall is your Nagle waiting for the "
                   "server's delayed ACK: set TCP_NODELAY (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)")
 WHICH_SOCKET_HINT = ("your function sets TCP_NODELAY, yet the socket it returned has it off: set it to 1 "
@@ -65,7 +80,7 @@ def _nodelay_off_hint(fn: Callable[..., Any]) -> str:
     src = _source(fn)
     if "TCP_NODELAY" not in src:
         return LOOKALIKE_HINT if "QUICKACK" in src else NODELAY_HINT
-    return LEVEL_HINT if "SOL_SOCKET" in src else WHICH_SOCKET_HINT
+    return LEVEL_HINT if re.search(r"\b(SOL_SOCKET|IPPROTO_IP)\b", src) else WHICH_SOCKET_HINT
 
 
 @checker("nodelay_client", solution="nodelay_client")
@@ -74,7 +89,10 @@ def check_nodelay_client(nodelay_client: Callable[..., Any]) -> str:
         sock = call(nodelay_client, server.address, timeout=5, on_timeout=server.stop)
         if not isinstance(sock, socket.socket):
             raise NotYet(f"your function returned {type(sock).__name__}, not a socket", RETURN_HINT)
+        if sock.fileno() == -1:
+            raise NotYet("the socket you returned is closed", CLOSED_HINT)
         with sock:
+            expect(sock.type == socket.SOCK_STREAM, f"the socket you returned is not TCP ({sock.type!r})", TCP_HINT)
             try:
                 sock.getpeername()
             except OSError:
@@ -82,9 +100,15 @@ def check_nodelay_client(nodelay_client: Callable[..., Any]) -> str:
             flag = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             expect(flag, "TCP_NODELAY is off on the socket you returned: small writes wait for ACKs (Nagle)",
                    _nodelay_off_hint(nodelay_client))
+            cork = getattr(socket, "TCP_CORK", None)  # Linux
+            expect(cork is None or not sock.getsockopt(socket.IPPROTO_TCP, cork),
+                   "TCP_NODELAY is on, and TCP_CORK too on the socket you returned", CORK_HINT)
+            expect(sock.gettimeout() != 0.0, "the socket you returned is non-blocking", BLOCKING_HINT)
             sock.settimeout(5)
             times = [write_write_read(sock) for _ in range(ROUNDS)]
     median = statistics.median(times)
+    expect(median < STALL_S * 1e9, f"TCP_NODELAY is on, yet {ROUNDS} write-write-read requests took "
+           f"{median / 1e6:,.1f} ms each (median): they stalled", STALL_HINT)
     return (f"TCP_NODELAY is on; {ROUNDS} write-write-read requests took {median / 1e3:,.0f} µs each "
             f"(median; a stalled one waits for a delayed ACK, 40 ms on Linux)")
 
@@ -98,6 +122,11 @@ ORDER_HINT = "the header goes first: sock.sendall(header + body)"
 REPR_HINT = ("f'{header}{body}' or str(header) writes the text b'...' of each bytes object: join the bytes "
              "themselves, header + body")
 BYTES_HINT = "send exactly header + body, nothing added or changed"
+ONCE_HINT = "send the request once per call: the server answers every copy, and the caller reads one answer"
+READS_REPLY_HINT = ("only send in send_request: the caller reads the reply, so a recv() in your function takes "
+                    "the answer away from it")
+CALLERS_HINT = ("the socket is the caller's: do not close or shut it down (no `with sock:`); the caller sends "
+                "the next request and reads the reply on it")
 MANY_WRITES_HINT = ("one write per byte (or per small piece) sends the request in many writes, and with Nagle on "
                     "each write after the first waits for an ACK: join header and body and send them with one "
                     "sock.sendall(header + body)")
@@ -130,6 +159,30 @@ class _CountingSocket(socket.socket):
     def sendmsg(self, *args: Any, **kwargs: Any) -> int:
         self.writes += 1
         return super().sendmsg(*args, **kwargs)
+
+    options_set = 0  # setsockopt calls from the learner's function
+    closed_by_learner = False
+
+    @staticmethod
+    def _learners() -> bool:
+        return threading.current_thread().name == "socketlessons-exercise"
+
+    def setsockopt(self, *args: Any) -> None:
+        if self._learners():
+            self.options_set += 1
+        super().setsockopt(*args)
+
+    def close(self) -> None:
+        if self._learners():
+            self.closed_by_learner = True  # kept open: the check goes on and says so
+            return
+        super().close()
+
+    def shutdown(self, how: int) -> None:
+        if self._learners():
+            self.closed_by_learner = True
+            return
+        super().shutdown(how)
 
 
 def _counting(sock: socket.socket) -> _CountingSocket:
@@ -174,8 +227,17 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
         pending = server.pending
     n = len(HEADER) + len(BODY)
     last_reply = results[-1][1] if results else b""
-    if nodelay:
-        raise NotYet("your function switched TCP_NODELAY on", OPTION_HINT)
+    if sock.closed_by_learner:
+        raise NotYet("your function closed (or shut down) the socket it was given", CALLERS_HINT)
+    if nodelay or sock.options_set:
+        raise NotYet("your function switched TCP_NODELAY on" if nodelay else
+                     f"your function changed the socket's options ({sock.options_set} setsockopt call(s))", OPTION_HINT)
+    if len(seen) > len(results):
+        raise NotYet(f"{len(results)} calls of your function sent {len(seen)} requests: each call sent it "
+                     f"{len(seen) / max(1, len(results)):.0f} times", ONCE_HINT)
+    if last_reply != REPLY and seen and seen[-1].data == REQUEST and not pending:
+        raise NotYet(f"the server got the whole {n}-byte request and answered, but the answer never reached the "
+                     "caller: your function read it", READS_REPLY_HINT)
     if last_reply != REPLY:
         wrong = [r.data for r in seen if r.data != REQUEST]
         if wrong:
