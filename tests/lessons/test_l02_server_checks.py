@@ -12,6 +12,7 @@ import time
 import pytest
 
 from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT, solution
+from socketlessons.lessons.l02_server import checks as l02
 from socketlessons.lessons.l02_server.checks import (
     BIND_CLOSE_HINT,
     BIND_ERROR_HINT,
@@ -404,6 +405,19 @@ def closes_listener(listener, clients, timeout):
                     pass
 
 
+# Found by an outsider writing wrong answers without the tests (the hint pointed at retrying).
+def own_timeout(listener, clients, timeout):  # 5 s, whatever it was given
+    for _ in range(clients):
+        conn, _addr = listener.accept()
+        conn.settimeout(5)
+        with conn:
+            try:
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+            except TimeoutError:
+                pass
+
+
 ECHO_MUTANTS = [
     (single_recv, LOOP_HINT),
     (three_recvs, COUNT_HINT),
@@ -430,6 +444,7 @@ ECHO_MUTANTS = [
     (busy_poll, BUSY_HINT),
     (one_client_only, CLIENTS_HINT),
     (never_returns, RETURN_HINT),
+    (own_timeout, l02.GIVEN_TIMEOUT_HINT),
     (closes_listener, LISTENER_HINT),
 ]
 
@@ -618,6 +633,27 @@ def tries_next_port(port):
     raise OSError(errno.EADDRINUSE, "no free port")
 
 
+def _a_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_FIXED = _a_free_port()  # "8000": a number of the learner's own (free when the tests start)
+
+
+def fixed_port(port):  # found by an outsider: it passed while the checker only gave port 0
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", _FIXED))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 OPEN_MUTANTS = [
     pytest.param(no_reuseaddr, REUSE_HINT, marks=posix_only, id="no_reuseaddr"),
     pytest.param(reuseaddr_after_bind, REUSE_ORDER_HINT, marks=posix_only, id="reuseaddr_after_bind"),
@@ -630,6 +666,7 @@ OPEN_MUTANTS = [
     pytest.param(module_socket, SAME_SOCK_HINT, id="module_socket"),
     pytest.param(swallows_bind_error, BIND_ERROR_HINT, id="swallows_bind_error"),
     pytest.param(tries_next_port, NEXT_PORT_HINT, id="tries_next_port"),
+    pytest.param(fixed_port, l02.PORT_ARG_HINT, id="fixed_port"),
 ]
 
 

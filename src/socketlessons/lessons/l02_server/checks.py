@@ -64,6 +64,8 @@ EOF_HINT = ("when recv returns b'' the client is done: leave the loop and close 
             "(with conn: ...), so the client sees the end of the stream")
 CLOSE_HINT = ("close every connection on every path, also when a client timed out: "
               "with conn: ... closes it for you")
+GIVEN_TIMEOUT_HINT = ("use the timeout you were given, in seconds: conn.settimeout(timeout), not a number of "
+                      "your own (settimeout takes seconds, not milliseconds)")
 TIMEOUT_HINT = ("give each connection a timeout, conn.settimeout(timeout), so a client that sends nothing "
                 "cannot block the server forever")
 RETRY_HINT = ("when recv raises TimeoutError, give up on that client (leave its loop, close it): catching "
@@ -78,6 +80,8 @@ CLIENTS_HINT = "accept one connection per client: loop for _ in range(clients): 
 LISTENER_HINT = ("the listening socket belongs to the caller, who may serve more clients with it: close each "
                  "connection you accept, never the listener (no `with listener:` in your function)")
 RETURN_HINT = "after the last client, return: loop for _ in range(clients):, not while True:"
+PORT_ARG_HINT = ("bind to the port you are given: sock.bind(('127.0.0.1', port)); port 0 asks the operating "
+                 "system for any free port, a fixed number would clash with other servers (and students)")
 REUSE_HINT = ("set SO_REUSEADDR before bind(): sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
               "it lets a restarted server bind a port whose old connections are still in TIME_WAIT")
 REUSE_ORDER_HINT = ("the option counts only if it is set before bind(): call setsockopt(...SO_REUSEADDR...) "
@@ -255,6 +259,9 @@ def _silent(server: BackgroundServer) -> None:
         if moved_on:
             raise NotYet("your server gave up on the silent client 3 but left its connection open", CLOSE_HINT)
         waited = SERVER_TIMEOUT_S + CLIENT_WAIT_S
+        if timeout is not None and abs(timeout - SERVER_TIMEOUT_S) > 1e-9:  # not the one it was given
+            raise NotYet(f"client 3 connected and stayed silent; its connection had a {timeout:g} s timeout, but "
+                         f"your function was given timeout={SERVER_TIMEOUT_S:g}", GIVEN_TIMEOUT_HINT)
         if timeout is not None:
             raise NotYet(f"client 3 connected and stayed silent; its connection had a {timeout:g} s timeout, yet "
                          f"after {waited:g} s your server was still waiting for it", RETRY_HINT)
@@ -380,6 +387,7 @@ def check_open_server(open_server: Callable[..., Any]) -> str:
     try:
         port = _check_listener(first, "open_server(0)")
         first_reuse = _option(first, "SO_REUSEADDR")
+        _port_zero_is_any_free_port(open_server, first, port)
         _leave_time_wait(first)
     finally:
         if isinstance(first, socket.socket):
@@ -400,7 +408,7 @@ def check_open_server(open_server: Callable[..., Any]) -> str:
         expect(second is not first, f"open_server({port}) returned the same socket object as the first call",
                SAME_SOCK_HINT)
         again = _check_listener(second, f"open_server({port})")
-        expect(again == port, f"open_server({port}) listened on port {again} instead", "bind to the port you are given")
+        expect(again == port, f"open_server({port}) listened on port {again} instead", PORT_ARG_HINT)
         _no_second_live_server(open_server, second, port)
     finally:
         if isinstance(second, socket.socket):
@@ -408,6 +416,28 @@ def check_open_server(open_server: Callable[..., Any]) -> str:
     state = f" ({waiting} connection(s) in TIME_WAIT on it)" if waiting else " while its last connection was in TIME_WAIT"
     return (f"your server listened on port {port}, closed, and listened there again at once{state}; a second "
             "copy started while it listened got 'Address already in use' and closed its socket")
+
+
+def _port_zero_is_any_free_port(open_server: Callable[..., Any], first: socket.socket, taken: int) -> None:
+    """While the first server listens on ``taken``, ``open_server(0)`` must listen somewhere else:
+    port 0 asks the operating system for any free port. A function that ignores its ``port`` and
+    binds a fixed one (8000, say) gets 'Address already in use' here, or the same port."""
+    try:
+        other = call(open_server, 0, timeout=3)
+    except OSError as exc:
+        if not _in_use(exc):
+            raise
+        _forget(exc)
+        raise NotYet(f"with your first server still listening on port {taken}, open_server(0) failed with "
+                     "'Address already in use': it did not ask for port 0", PORT_ARG_HINT) from None
+    if other is first:
+        raise NotYet("a second open_server(0) returned the same socket object as the first call", SAME_SOCK_HINT)
+    try:
+        again = _check_listener(other, "a second open_server(0)")
+        expect(again != taken, f"a second open_server(0) listened on port {again} too", PORT_ARG_HINT)
+    finally:
+        if isinstance(other, socket.socket):
+            other.close()
 
 
 def _forget(exc: BaseException) -> None:
