@@ -232,6 +232,34 @@ def stray_ends_attempt(address, count=10, timeout=0.05, retries=2):  # any other
     return rtts
 
 
+def counts_duplicates(address, count=10, timeout=0.05, retries=2):
+    """Found by an outsider: waits out each window and keeps every matching reply (it passed while
+    no duplicate came inside an answered ping's own wait)."""
+    rtts = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for seq in range(count):
+            got_one = False
+            for attempt in range(1 + retries):
+                msg = f"ping {seq} {attempt}".encode()
+                sent = time.perf_counter()
+                sock.sendto(msg, address)
+                deadline = sent + timeout
+                while (left := deadline - time.perf_counter()) > 0:
+                    sock.settimeout(left)
+                    try:
+                        data, _ = sock.recvfrom(65535)
+                    except TimeoutError:
+                        break
+                    if data == msg:
+                        rtts.append(time.perf_counter() - sent)  # a duplicate is appended too
+                        got_one = True
+                if got_one:
+                    break
+            if not got_one:
+                rtts.append(None)
+    return rtts
+
+
 PING_MUTANTS = [
     (ping_stub, "`...` body", "write the function"),
     (no_timeout, "without a timeout", c.TIMEOUT_HINT),
@@ -253,6 +281,7 @@ PING_MUTANTS = [
     (milliseconds, "are they in seconds", c.UNITS_HINT),
     (returns_loss_count, "expected a list", c.SHAPE_HINT),
     (wrong_text, "not a ping it can read", c.FORMAT_HINT),
+    (counts_duplicates, "came twice was counted twice", c.TWICE_HINT),
 ]
 
 

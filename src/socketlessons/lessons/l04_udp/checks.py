@@ -59,6 +59,8 @@ STRAY_HINT = ("a reply that is not the one you wait for does not end the wait: i
               "own, with the time left until the deadline (sent + timeout); send again only once the timeout has "
               "passed")
 FORMAT_HINT = "send the text f'ping {seq} {attempt}', encoded to bytes, with seq counting 0, 1, … count-1"
+TWICE_HINT = ("once a ping is answered, stop waiting for it and go on to the next one: a duplicate of the "
+              "same reply is not another round trip (one entry per ping)")
 STATE_HINT = ("keep nothing between calls: create the list of round trips and the ping counter inside "
               "the function, so each call starts again at ping 0")
 SHAPE_HINT = "return a list with one entry per ping: the round trip in seconds (a float), or None if it was lost"
@@ -67,16 +69,17 @@ UNITS_HINT = ("measure with time.perf_counter() (seconds), just before sendto an
 
 # ---- the pinger's peer --------------------------------------------------------------------------
 
-DROP, ECHO, LATE, DUP, STRAYS = "drop", "echo", "late", "dup", "strays"
+DROP, ECHO, LATE, DUP, STRAYS, TWICE = "drop", "echo", "late", "dup", "strays", "twice"
 _PING = re.compile(rb"ping (\d+)(?: (\S+))?")
 
 #: Phase 2's plan: ping number -> what happens to its 1st, 2nd, 3rd datagram (echo after that).
 #: LATE: dropped now, echoed right after the next datagram of that ping arrives (during its
 #: wait). DUP: echoed, and a copy sent again right after the next datagram arrives, whichever
-#: ping it belongs to (a duplicate that turns up while the next ping waits).
+#: ping it belongs to (a duplicate that turns up while the next ping waits). TWICE: echoed twice
+#: at once (a duplicate inside the answered ping's own wait: one round trip, not two).
 LOSSY_PLAN: dict[int, tuple[str, ...]] = {
     0: (DUP,), 1: (DROP, DROP, DROP), 2: (DROP, ECHO), 3: (LATE, DROP, ECHO), 4: (DROP, DROP, ECHO),
-    5: (DUP,), 6: (DROP, ECHO), 7: (DROP, DROP, DROP), 8: (LATE, DROP, ECHO), 9: (DROP, ECHO),
+    5: (DUP,), 6: (TWICE,), 7: (DROP, DROP, DROP), 8: (LATE, DROP, ECHO), 9: (DROP, ECHO),
 }
 STRAY_PLAN: dict[int, tuple[str, ...]] = {0: (ECHO,), 1: (STRAYS, ECHO)}
 STRAY_GAP_S = 0.02
@@ -190,8 +193,10 @@ class _PingPeer:
                         action = ECHO
                     self.seen.append(_Seen(last_at, seq, attempt, data, action))
                     last_drop = None
-                    if action in (ECHO, DUP):
+                    if action in (ECHO, DUP, TWICE):
                         self._send(data, peer)
+                        if action == TWICE:
+                            self._send(data, peer)
                         self.replied[seq] = self.replied.get(seq, 0) + 1  # type: ignore[index]
                         self._copied.add(data)
                         last_reply = data
@@ -250,6 +255,10 @@ def _run(ping: Callable[..., Any], plan: dict[int, tuple[str, ...]], count: int,
     if unreadable:
         raise NotYet(f"{label}: the peer got {unreadable[0]!r:.60}, not a ping it can read", FORMAT_HINT)
     if isinstance(rtts, (list, tuple)) and len(rtts) > count:
+        twice = sum(TWICE in actions for actions in plan.values())
+        if 0 < len(rtts) - count <= twice:  # one more entry per ping whose reply came twice at once
+            raise NotYet(f"{label}: asked for {count} pings, your function returned {len(rtts)} entries: a reply "
+                         "that came twice was counted twice", TWICE_HINT)
         raise NotYet(f"{label}: asked for {count} pings, your function returned {len(rtts)} entries "
                      "(entries of an earlier call are still in the list)", STATE_HINT)
     beyond = sorted({s.seq for s in peer.seen if s.seq is not None and s.seq >= count})
