@@ -11,6 +11,7 @@ import time
 import pytest
 
 from socketlessons.checks import BUSY_HINT, GLOBAL_TIMEOUT_HINT, show_solution
+from socketlessons.lessons.l05_best_practices import checks as l05
 from socketlessons.lessons.l05_best_practices.checks import (
     ASYNC_CLOSE_HINT,
     ASYNC_HINT,
@@ -517,6 +518,27 @@ async def spins_on_done(address, requests, timeout):
     return [t.result() for t in tasks]
 
 
+async def _echo_once(address, request):
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await reader.readexactly(len(request))
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def waits_without_cancelling(address, requests, timeout):
+    """Found by an outsider: raises on time, but leaves its requests running (asyncio.run at the
+    end of the checker's own loop cancelled them, so it passed)."""
+    tasks = [asyncio.create_task(_echo_once(address, r)) for r in requests]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    if pending:
+        raise TimeoutError(f"{len(pending)} requests unanswered")
+    return [t.result() for t in tasks]
+
+
 FETCH_ALL_MUTANTS = [
     (semaphore_sized_to_the_first_call, PARTIAL_HINT),
     (plain_def, ASYNC_HINT),
@@ -532,6 +554,7 @@ FETCH_ALL_MUTANTS = [
     (returns_the_exceptions, ASYNC_PROPAGATE_HINT),
     (leaves_writers_open, ASYNC_CLOSE_HINT),
     (spins_on_done, BUSY_HINT),
+    (waits_without_cancelling, l05.ASYNC_CANCEL_HINT),
 ]
 
 

@@ -260,6 +260,8 @@ ASYNC_STATE_HINT = ("build the list of replies inside the function: a module-lev
 ASYNC_TIMEOUT_HINT = "wrap the waiting in asyncio.wait_for(..., timeout) so a silent server cannot hold you forever"
 ASYNC_PROPAGATE_HINT = ("let the TimeoutError reach the caller: gather(..., return_exceptions=True) or an except "
                         "that returns makes a silent server look like an answer")
+ASYNC_CANCEL_HINT = ("when the timeout fires, cancel the requests still running: asyncio.wait_for(asyncio.gather("
+                     "...), timeout) does it for you; asyncio.wait(tasks, timeout=...) leaves them running")
 ASYNC_CLOSE_HINT = "close each connection: writer.close(); await writer.wait_closed() in a finally block"
 #: How long the barrier server waits for every request to be in progress before it gives up
 #: and echoes anyway. A correct fetch_all starts all of them within milliseconds; 2 s leave
@@ -333,12 +335,36 @@ class BarrierEchoServer(TCPServer):
                 return
 
 
+#: How many of the learner's tasks were still running when its coroutine ended (the last run).
+_LEFT_RUNNING: list[int] = [0]
+
+
 def _run_async(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run the learner's coroutine function in a fresh event loop (we are in a worker thread)."""
+    """Run the learner's coroutine function in a fresh event loop (we are in a worker thread).
+
+    As ``asyncio.run`` does, but first counts the tasks still running when the coroutine ended
+    (``_LEFT_RUNNING``): ``asyncio.run`` cancels them quietly, which hid a ``fetch_all`` that
+    raises on its timeout and leaves its requests running (in a notebook's loop they would go on).
+    """
     coro = fn(*args)
     if not inspect.isawaitable(coro):
         raise NotYet(f"fetch_all returned {type(coro).__name__}, not a coroutine", ASYNC_HINT)
-    return asyncio.run(coro)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    try:
+        main = loop.create_task(coro)  # type: ignore[arg-type]
+        try:
+            return loop.run_until_complete(main)
+        finally:
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            _LEFT_RUNNING[0] = len(left)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _fetch_all_once(fetch_all: Callable[..., Any], requests: list[bytes]) -> tuple[list[bytes], int]:
@@ -387,6 +413,7 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
     outcome = "returned"
     with recording_resource_warnings() as leaked:
         with HangingServer() as silent:
+            _LEFT_RUNNING[0] = 0
             try:
                 call(_run_async, fetch_all, silent.address, SECOND_REQUESTS, ASYNC_SILENT_TIMEOUT_S,
                      timeout=ASYNC_SILENT_TIMEOUT_S + SLACK_S, on_timeout=silent.stop)
@@ -399,6 +426,8 @@ def check_fetch_all(fetch_all: Callable[..., Any]) -> str:
            ASYNC_TIMEOUT_HINT)
     expect(outcome == "timed out", "against a silent server fetch_all returned instead of raising TimeoutError",
            ASYNC_PROPAGATE_HINT)
+    expect(not _LEFT_RUNNING[0], f"against a silent server fetch_all raised TimeoutError, but {_LEFT_RUNNING[0]} "
+           "of its requests were still running (their connections open)", ASYNC_CANCEL_HINT)
     expect(not leaked, "a connection was left open when the server stayed silent", ASYNC_CLOSE_HINT)
     return (f"all {n} requests were in progress at the same time, every echo came back whole and in order, "
             f"a second call started afresh with all its {len(SECOND_REQUESTS)} at once, and a silent server raised "
