@@ -496,12 +496,34 @@ def shared_buffer_view(sock, timeout=1.0):
 
 _BUF = bytearray(65_535)
 
+# Found by an outsider: each got another mistake's hint.
+def unsliced_buffer(sock, timeout=1.0):
+    buf = bytearray(65535)
+    sock.settimeout(timeout)
+    try:
+        _nbytes, _addr = sock.recvfrom_into(buf)
+    except TimeoutError:
+        return None
+    return bytes(buf)  # forgot [:nbytes]
+
+
+def timeout_in_milliseconds(sock, timeout=1.0):
+    sock.settimeout(timeout * 1000)
+    try:
+        data, _addr = sock.recvfrom(65535)
+    except TimeoutError:
+        return None
+    return data
+
+
 DGRAM_MUTANTS = [
     (recv_stub, "`...` body", "write the function"),
     (_bufsize(1024), "first 1,024 of 1,500 bytes", c.TRUNC_HINT),
     (_bufsize(8192), "first 8,192 of 9,000 bytes", c.TRUNC_HINT),
     (stripped, "padded line", c.BYTES_HINT),
     (as_text, "got a str", c.TYPE_HINT),
+    (unsliced_buffer, "more than the one datagram", c.SLICE_HINT),
+    (timeout_in_milliseconds, "the socket's timeout was", c.GIVEN_TIMEOUT_HINT),
     (shared_buffer_view, "got a memoryview", c.TYPE_HINT),
     (peeks_only, "the previous call returned", c.CONSUME_HINT),
     (glues_until_timeout, "more than the one datagram", c.BOUNDARY_HINT),

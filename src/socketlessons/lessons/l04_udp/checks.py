@@ -59,6 +59,10 @@ STRAY_HINT = ("a reply that is not the one you wait for does not end the wait: i
               "own, with the time left until the deadline (sent + timeout); send again only once the timeout has "
               "passed")
 FORMAT_HINT = "send the text f'ping {seq} {attempt}', encoded to bytes, with seq counting 0, 1, … count-1"
+SLICE_HINT = ("recvfrom_into(buf) fills the start of buf and returns how many bytes came: return "
+              "bytes(buf[:nbytes]), not the whole buffer")
+GIVEN_TIMEOUT_HINT = ("use the timeout you were given, in seconds: sock.settimeout(timeout) (settimeout takes "
+                      "seconds, not milliseconds)")
 TWICE_HINT = ("once a ping is answered, stop waiting for it and go on to the next one: a duplicate of the "
               "same reply is not another round trip (one entry per ping)")
 STATE_HINT = ("keep nothing between calls: create the list of round trips and the ping counter inside "
@@ -392,8 +396,12 @@ def _receive(recv_datagram: Callable[..., Any], tx: socket.socket, rx: socket.so
     try:
         return call(recv_datagram, rx, timeout, timeout=timeout + 2.0, on_timeout=wake)
     except DidNotReturn:
+        left = rx.gettimeout() if rx.fileno() != -1 else None
+        hint = GIVEN_TIMEOUT_HINT if left is not None and left > timeout + 1 else \
+            NONE_HINT if what.startswith("nothing") else TIMEOUT_HINT
         raise NotYet(f"{what}: your function was still waiting {timeout + 2:g} s later, with a timeout of "
-                     f"{timeout:g} s", NONE_HINT if what.startswith("nothing") else TIMEOUT_HINT) from None
+                     f"{timeout:g} s" + (f" (the socket's timeout was {left:g} s)" if hint is GIVEN_TIMEOUT_HINT
+                                         else ""), hint) from None
     except TimeoutError:
         raise NotYet(f"{what}: your function raised TimeoutError", NONE_HINT) from None
 
@@ -416,8 +424,9 @@ def _same(got: Any, want: bytes, what: str) -> None:
     if len(got) < len(want) and want.startswith(got):
         raise NotYet(f"{what}: you returned the first {len(got):,} of {len(want):,} bytes", TRUNC_HINT)
     if len(got) > len(want) and got.startswith(want):
+        padded = not got[len(want):].strip(b"\0")  # the rest of a recvfrom_into buffer: zero bytes
         raise NotYet(f"{what}: you returned {len(got):,} bytes, {got!r:.50}…: that is more than the one "
-                     "datagram", BOUNDARY_HINT)
+                     "datagram", SLICE_HINT if padded else BOUNDARY_HINT)
     raise NotYet(f"{what}: expected {want!r:.60}, got {got!r:.60}", BYTES_HINT)
 
 
