@@ -518,6 +518,29 @@ async def spins_on_done(address, requests, timeout):
     return [t.result() for t in tasks]
 
 
+async def _one_not_awaited(address, request):
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return reader.readexactly(len(request))  # forgot await
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def forgets_an_await(address, requests, timeout):  # found by an outsider: got the gather hint
+    return await asyncio.wait_for(asyncio.gather(*(_one_not_awaited(address, r) for r in requests)), timeout)
+
+
+async def _one_as_text(address, request):
+    return (await _one(address, request)).decode()
+
+
+async def returns_text(address, requests, timeout):  # found by an outsider: got the gather hint
+    return await asyncio.wait_for(asyncio.gather(*(_one_as_text(address, r) for r in requests)), timeout)
+
+
 async def waits_without_cancelling(address, requests, timeout):
     """Found by an outsider: raises on time, but leaves its requests running (asyncio.run at the
     end of the checker's own loop cancelled them, so it passed)."""
@@ -544,6 +567,8 @@ FETCH_ALL_MUTANTS = [
     (leaves_writers_open, ASYNC_CLOSE_HINT),
     (spins_on_done, BUSY_HINT),
     (waits_without_cancelling, l05.ASYNC_CANCEL_HINT),
+    (forgets_an_await, l05.AWAIT_HINT),
+    (returns_text, l05.ASYNC_STRIP_HINT),
 ]
 
 

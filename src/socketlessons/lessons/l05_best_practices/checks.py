@@ -253,6 +253,8 @@ PARTIAL_HINT = ("something limits how many requests run at once (batches, a sema
                 "start them all together with asyncio.gather(*(one(r) for r in requests))")
 READ_HINT = ("one read() returns what has arrived, not the whole echo: await reader.readexactly(len(request)) "
              "waits for all of it")
+AWAIT_HINT = ("a coroutine call only makes a coroutine: await it (await reader.readexactly(n)), or the reply "
+              "you return is a coroutine object, not bytes")
 ASYNC_STRIP_HINT = "return each echo exactly as it arrived: no strip(), no decoding"
 ORDER_HINT = "asyncio.gather returns results in the order of its arguments (as_completed does not)"
 ASYNC_STATE_HINT = ("build the list of replies inside the function: a module-level list (or a default argument) "
@@ -377,6 +379,13 @@ def _fetch_all_once(fetch_all: Callable[..., Any], requests: list[bytes]) -> tup
             except DidNotReturn:
                 raise NotYet(f"fetch_all did not return within {deadline:g} s", GATHER_HINT) from None
             at_once = server.max_concurrent
+    if isinstance(got, (list, tuple)) and any(inspect.isawaitable(g) for g in got):
+        for g in got:  # never awaited: close them, so no "never awaited" warning reaches a later cell
+            if inspect.iscoroutine(g):
+                g.close()
+        raise NotYet(f"expected a list of bytes, got {got!r:.80}", AWAIT_HINT)
+    if isinstance(got, (list, tuple)) and got and all(isinstance(g, str) for g in got):
+        raise NotYet(f"expected a list of bytes, got {got!r:.80}", ASYNC_STRIP_HINT)
     expect(isinstance(got, (list, tuple)) and all(isinstance(g, (bytes, bytearray)) for g in got),
            f"expected a list of bytes, got {got!r:.80}", GATHER_HINT)
     expect(not leaked, "a connection was left open after the replies", ASYNC_CLOSE_HINT)
