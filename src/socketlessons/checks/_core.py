@@ -44,6 +44,7 @@ import html
 import inspect
 import socket
 import textwrap
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -52,8 +53,8 @@ from typing import Any, TypeVar
 from ..background_call import BackgroundCall
 from ..resources import recording_resource_warnings
 
-__all__ = ["BUSY_HINT", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "NotYet", "call",
-           "checker", "expect", "hint_for", "is_stub", "registered_checkers", "safe_str"]
+__all__ = ["BUSY_HINT", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "LEARNER_THREAD", "NotYet",
+           "call", "checker", "expect", "hint_for", "in_learners_code", "is_stub", "registered_checkers", "safe_str"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,6 +203,16 @@ class DidNotReturn(Exception):
     """The learner's function was still running at the deadline (``args[0]``: the timeout)."""
 
 
+#: The name of the thread that runs the learner's function (``call``).
+LEARNER_THREAD = "socketlessons-exercise"
+
+
+def in_learners_code() -> bool:
+    """Is the current thread the one running the learner's function? A checker's wrapped socket
+    uses it to tell the learner closing the socket it was given from the checker closing its own."""
+    return threading.current_thread().name == LEARNER_THREAD
+
+
 def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
          on_timeout: Callable[[], None] | None = None, count_cpu: bool = True, **kwargs: Any) -> Any:
     """Call the learner's ``fn(*args, **kwargs)`` in a worker thread, with a deadline.
@@ -227,7 +238,7 @@ def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,
                 tally.cpu_s += time.thread_time() - cpu0
                 tally.wall_s += time.perf_counter() - wall0
 
-    worker = BackgroundCall(timed, name="socketlessons-exercise").start()
+    worker = BackgroundCall(timed, name=LEARNER_THREAD).start()
     try:
         finished = worker.join(timeout)
     except KeyboardInterrupt:  # ■ pressed on the checker's cell: wake the learner's thread, then stop

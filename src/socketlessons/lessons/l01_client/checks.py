@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect
+from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect, in_learners_code
 
 __all__ = ["check_recv_exactly", "check_send_all"]
 
@@ -159,13 +159,13 @@ class _CountingSocket(socket.socket):
         return n
 
     def close(self) -> None:
-        if threading.current_thread().name == "socketlessons-exercise":  # the learner's thread
+        if in_learners_code():
             self.closed_by_learner = True
             return  # the checker's socket stays open: the check goes on, and says so
         super().close()
 
     def shutdown(self, how: int) -> None:
-        if threading.current_thread().name == "socketlessons-exercise":
+        if in_learners_code():
             self.closed_by_learner = True
             return
         super().shutdown(how)

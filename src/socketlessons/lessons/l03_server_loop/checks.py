@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...background_call import BackgroundCall
-from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect
+from ...checks._core import BUSY_HINT, LEARNER_THREAD, DidNotReturn, NotYet, call, checker, expect
 from ...servers._base import make_listener
 
 __all__ = ["check_echo_until_eof", "check_serve_concurrently"]
@@ -623,7 +623,7 @@ def check_serve_concurrently(serve_concurrently: Callable[..., Any]) -> str:
             closing.enter_context(_threads_start_late(listener))
             t0 = time.perf_counter()
             server = BackgroundCall(lambda: serve_concurrently(listener, handler),
-                                    name="socketlessons-exercise").start()
+                                    name=LEARNER_THREAD).start()
             # The next clients come as soon as the first ones have been accepted (a loop bounded by
             # CLIENTS returns then; a correct one waits up to GATHER_S + 4 s for them).
             end = time.monotonic() + GATHER_S + 2

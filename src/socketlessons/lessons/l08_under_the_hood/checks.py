@@ -26,13 +26,12 @@ import hashlib
 import inspect
 import re
 import socket
-import threading
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ...checks._core import NotYet, call, checker, expect
+from ...checks._core import NotYet, call, checker, expect, in_learners_code
 from ...framing import recv_up_to
 from .demos import BODY, HEADER, REPLY, RequestServer, write_write_read
 
@@ -163,23 +162,19 @@ class _CountingSocket(socket.socket):
     options_set = 0  # setsockopt calls from the learner's function
     closed_by_learner = False
 
-    @staticmethod
-    def _learners() -> bool:
-        return threading.current_thread().name == "socketlessons-exercise"
-
     def setsockopt(self, *args: Any) -> None:
-        if self._learners():
+        if in_learners_code():
             self.options_set += 1
         super().setsockopt(*args)
 
     def close(self) -> None:
-        if self._learners():
+        if in_learners_code():
             self.closed_by_learner = True  # kept open: the check goes on and says so
             return
         super().close()
 
     def shutdown(self, how: int) -> None:
-        if self._learners():
+        if in_learners_code():
             self.closed_by_learner = True
             return
         super().shutdown(how)
