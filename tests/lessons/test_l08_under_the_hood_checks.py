@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 
@@ -327,6 +328,32 @@ def test_send_request_mutants(mutant, hint, record_mutation):
     ok = not result.passed and result.hint == hint
     record_mutation("send_request", "mutant", mutant.__name__, ok)
     assert ok, result
+
+
+class _LaggingRequestServer(l08.RequestServer):
+    """The small-request server as on a busy host: it reads one request at a time and gets the
+    CPU back 50 ms after each reply, so the checker reads reply k while the server has seen only
+    k requests. (The 1 MiB check's server is left at full speed.)"""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lagging = self.request_size < 1000
+        if self.lagging:
+            self.bufsize = self.request_size
+
+    def _recv(self, conn, stats):
+        if self.lagging:
+            time.sleep(0.05)
+        return super()._recv(conn, stats)
+
+
+def test_send_request_counts_every_copy_even_when_the_server_lags(monkeypatch):
+    # Found by CI on a loaded host: a function that sends the request twice passed, because the
+    # verdict counted the server's requests before it had read the second copy of the last one.
+    monkeypatch.setattr(l08, "RequestServer", _LaggingRequestServer)
+    result = check_send_request(sends_it_twice)
+    assert not result.passed and result.hint == l08.ONCE_HINT, result
+    assert check_send_request(send_request).passed
 
 
 def test_send_request_global_default_timeout(record_mutation):

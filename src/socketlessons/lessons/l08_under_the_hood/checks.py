@@ -218,6 +218,7 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
 
         results = call(rounds, timeout=8 + ROUNDS * REPLY_TIMEOUT_S, on_timeout=server.stop)
         nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        _wait_for_server_eof(sock)
         seen = [r for r in server.requests]
         pending = server.pending
     n = len(HEADER) + len(BODY)
@@ -254,6 +255,22 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
     _check_big_request(send_request)
     return (f"each request arrived in one piece, {len(seen)} of {len(seen)}: {median / 1e3:,.0f} µs per request "
             f"(median), even with Nagle on; a 1 MiB request through a 16 KiB send buffer arrived whole")
+
+
+def _wait_for_server_eof(sock: socket.socket, deadline_s: float = 5.0) -> None:
+    """Shut the checker's write side and read until the server closes: then ``server.requests``
+    holds every request the learner's function sent. Without it a busy server may not yet have
+    read a second copy of the last request (each reply read may answer an earlier copy), and a
+    function that sends twice would pass. Bounded: at most ``deadline_s``."""
+    end = time.monotonic() + deadline_s
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := end - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return
+    except OSError:  # TimeoutError included: the verdict then rests on what the server saw so far
+        return
 
 
 def _check_big_request(send_request: Callable[..., Any]) -> None:
