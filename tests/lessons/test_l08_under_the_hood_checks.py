@@ -356,6 +356,30 @@ def test_send_request_counts_every_copy_even_when_the_server_lags(monkeypatch):
     assert check_send_request(send_request).passed
 
 
+def test_send_request_counts_writes_even_when_the_server_reads_them_together(monkeypatch):
+    # Found by an outsider's audit: a server that reads late gets header and body in one recv()
+    # and saw one piece, so two writes passed. The writes are counted on the caller's socket.
+    monkeypatch.setattr(l08, "RequestServer", _LaggingRequestServer)
+    for mutant in (two_writes, two_writes_in_a_loop):
+        result = check_send_request(mutant)
+        assert not result.passed and result.hint == l08.TWO_WRITES_HINT, result
+
+
+class _SlowReadingRequestServer(l08.RequestServer):
+    """A server scheduled 25 ms late for every recv(), as on a crowded host."""
+
+    def _recv(self, conn, stats):
+        time.sleep(0.025)
+        return super()._recv(conn, stats)
+
+
+def test_nodelay_client_passes_when_the_server_answers_slowly(monkeypatch):
+    # Found by an outsider's audit: round trips over 20 ms were judged "stalled" although the
+    # option read back was on; a busy machine makes a healthy round trip that slow.
+    monkeypatch.setattr(l08, "RequestServer", _SlowReadingRequestServer)
+    assert check_nodelay_client(nodelay_client).passed
+
+
 def test_send_request_global_default_timeout(record_mutation):
     try:
         result = check_send_request(global_default_timeout_send)

@@ -15,7 +15,8 @@ healthy round trip take milliseconds):
   pieces (with Nagle on, the body waits for the header's ACK: the stall), one write arrives in
   one. Wrong bytes (order, ``str`` formatting of ``bytes``, missing pieces) are named; touching
   TCP_NODELAY is the other exercise. The socket handed over is a ``socket.socket`` subclass on
-  the same descriptor that counts write calls (one per byte is named as such). Then a 1 MiB
+  the same descriptor that counts write calls: two or more per request fail even when a server
+  slowed by a busy machine reads them in one piece (one per byte is named as such). Then a 1 MiB
   request on a socket with a 16 KiB send buffer and a timeout: one ``send()``/``sendmsg()``
   whose return value is ignored leaves bytes unsent, and the server sees it.
 """
@@ -48,17 +49,12 @@ LEVEL_HINT = ("TCP_NODELAY is an option of TCP: its level is socket.IPPROTO_TCP,
               "IPPROTO_IP (at another level the same number means another option)")
 CORK_HINT = ("set only TCP_NODELAY: TCP_CORK holds small writes back until a full segment is ready (up to "
              "200 ms), whatever Nagle does, so the requests still stall")
-STALL_HINT = ("TCP_NODELAY is on, yet every request stalled: another option holds the writes back; set "
-              "TCP_NODELAY alone, on a plain blocking TCP socket")
 BLOCKING_HINT = ("return the socket blocking (a timeout is fine): a non-blocking one makes the caller's "
                  "recv() raise BlockingIOError when the reply is not there yet")
 CLOSED_HINT = ("the socket you returned is closed: a `with` block closes it on the way out; create it "
                "without `with` and return it (the caller closes it)")
 TCP_HINT = ("return a TCP socket (SOCK_STREAM, as socket.create_connection makes): Nagle and TCP_NODELAY "
             "belong to TCP; UDP has neither")
-#: A write-write-read request on loopback takes microseconds with TCP_NODELAY, 40 ms (a delayed
-#: ACK) or 200 ms (TCP_CORK) when something holds the second write back.
-STALL_S = 0.02
 LOOKALIKE_HINT = ("TCP_QUICKACK changes when THIS side acknowledges; the stall is your Nagle waiting for the "
                   "server's delayed ACK: set TCP_NODELAY (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)")
 WHICH_SOCKET_HINT = ("your function sets TCP_NODELAY, yet the socket it returned has it off: set it to 1 "
@@ -105,9 +101,10 @@ def check_nodelay_client(nodelay_client: Callable[..., Any]) -> str:
             expect(sock.gettimeout() != 0.0, "the socket you returned is non-blocking", BLOCKING_HINT)
             sock.settimeout(5)
             times = [write_write_read(sock) for _ in range(ROUNDS)]
+    # Reported, not judged: with the option read back as on, a small write cannot wait for an ACK,
+    # and a busy machine (a server thread scheduled late) can make a healthy round trip take tens
+    # of milliseconds, as long as a stall.
     median = statistics.median(times)
-    expect(median < STALL_S * 1e9, f"TCP_NODELAY is on, yet {ROUNDS} write-write-read requests took "
-           f"{median / 1e6:,.1f} ms each (median): they stalled", STALL_HINT)
     return (f"TCP_NODELAY is on; {ROUNDS} write-write-read requests took {median / 1e3:,.0f} µs each "
             f"(median; a stalled one waits for a delayed ACK, 40 ms on Linux)")
 
@@ -246,12 +243,16 @@ def check_send_request(send_request: Callable[..., Any]) -> str:
                      f"{n}-byte request (it got {len(pending)})", MISSING_HINT)
     split = [r for r in seen if len(r.pieces) > 1]
     median = statistics.median(t for t, _ in results)
+    most = max(writes, default=0)
+    hint = MANY_WRITES_HINT if most > 2 else TWO_WRITES_HINT
     if split:
         pieces = " + ".join(str(p) for p in split[0].pieces)
-        many = max(writes, default=0) > 2
         raise NotYet(f"{len(split)} of {len(seen)} requests reached the server in pieces ({pieces} bytes) after "
-                     f"{max(writes, default=0)} writes each; with Nagle on, each took {median / 1e6:.1f} ms (median)",
-                     MANY_WRITES_HINT if many else TWO_WRITES_HINT)
+                     f"{most} writes each; with Nagle on, each took {median / 1e6:.1f} ms (median)", hint)
+    if most > 1:  # a server slowed by a busy machine reads both writes at once: the count still tells
+        raise NotYet(f"your function wrote each request in {most} writes (send/sendall calls); this time the "
+                     "server, slowed by a busy machine, read them together, but with Nagle on each write after "
+                     "the first waits for an ACK", hint)
     _check_big_request(send_request)
     return (f"each request arrived in one piece, {len(seen)} of {len(seen)}: {median / 1e3:,.0f} µs per request "
             f"(median), even with Nagle on; a 1 MiB request through a 16 KiB send buffer arrived whole")
