@@ -9,6 +9,7 @@ import time
 import pytest
 
 import socketlessons
+from socketlessons.plots import close_cached_fonts
 from socketlessons.resources import open_descriptors, thread_count
 
 
@@ -46,14 +47,20 @@ def threads_started_since(before: set[threading.Thread], deadline_s: float = 2.0
 
 @pytest.fixture
 def no_leaks():
-    """Fail the test if it leaves servers running, threads alive or descriptors open."""
+    """Fail the test if it leaves servers running, threads alive or descriptors open.
+
+    matplotlib's per-thread font cache is emptied on both sides (``close_cached_fonts``, what a
+    retiring panel worker does): the font files a figure drawn in this thread keeps open are
+    not the test's, and a worker that retires during the test closes them."""
     gc.collect()
+    close_cached_fonts()
     fds, threads = open_descriptors(), set(threading.enumerate())
     yield
     leftover = socketlessons.stop_all()
     gc.collect()
     assert leftover == 0, f"{leftover} server(s) still running at the end of the test"
     assert threads_started_since(threads) == [], "threads left behind"
+    close_cached_fonts()
     assert descriptors_back_to(fds) == fds, "descriptors left open"
 
 

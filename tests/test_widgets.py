@@ -483,3 +483,50 @@ def test_an_interleaved_panel_run_redraws_per_round_and_fits_the_chosen_estimato
     assert panel.progress.value == 2 and panel.growth.label == "linear"
     with pytest.raises(ValueError, match="estimator"):
         SweepPanel(fake_measure(), estimator="mean")
+
+
+def _open_font_files() -> int:
+    """Descriptors of this process open on a font file (Linux's /proc; None elsewhere)."""
+    import os
+
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return -1
+    count = 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{name}").lower().endswith((".ttf", ".otf"))
+    return count
+
+
+@pytest.mark.skipif(_open_font_files() < 0, reason="counts descriptors through Linux's /proc")
+def test_a_retired_panel_worker_leaves_no_font_files_open(no_leaks):
+    """matplotlib keeps each rendering thread's fonts open (two files per thread id). Found in a
+    CI run on a busy host: two descriptors more after a panel test, because its worker thread
+    got a new id. Here a thread holds on to each retired worker's id, so every run's worker has a
+    new one; the font files open must not grow with the runs."""
+    from socketlessons import widgets as panel_widgets
+    from socketlessons.plots import close_cached_fonts
+
+    close_cached_fonts()
+    before = _open_font_files()
+    holders: list[threading.Thread] = []
+    release = threading.Event()
+    try:
+        for _ in range(3):
+            panel = SweepPanel(lambda s: summarize([1.0, 2.0]), sweep="payload", payload=4, start=1, hide=("bufsize",))
+            panel.button.click()
+            assert panel.wait(20), panel.status_text
+            end = time.monotonic() + 10
+            while panel_widgets._WORKER._thread is not None and time.monotonic() < end:  # retires after 1 s idle
+                time.sleep(0.05)
+            assert panel_widgets._WORKER._thread is None, "the panel worker did not retire"
+            holder = threading.Thread(target=release.wait, args=(20,))  # takes the retired thread's id
+            holder.start()
+            holders.append(holder)
+        assert _open_font_files() <= before, f"{_open_font_files() - before} font files more than before the runs"
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(5)

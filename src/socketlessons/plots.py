@@ -199,6 +199,26 @@ def _new_figure(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tupl
     return fig, fig.add_subplot()
 
 
+def close_cached_fonts() -> None:
+    """Close the font files matplotlib keeps open for threads that rendered a figure.
+
+    matplotlib caches one ``FT2Font`` per font and *per thread* (``font_manager._get_font`` is an
+    ``lru_cache(64)`` keyed on ``threading.get_ident()``, "to prevent segfaults with
+    multi-threading"), and each keeps its font files open: DejaVu Sans and its Last Resort
+    fallback, two descriptors. A panel worker thread that retires leaves its entry behind, and a
+    new worker often gets a new thread id, so without this a long session collects up to 128
+    open font files (a lot under ``ulimit -n 256``). Emptying the cache closes them; a thread
+    that is drawing keeps the fonts it holds, and the next draw opens what it needs again
+    (about a millisecond). A private function of matplotlib's: if it is gone, nothing happens.
+    """
+    import sys
+
+    font_manager = sys.modules.get("matplotlib.font_manager")
+    clear = getattr(getattr(font_manager, "_get_font", None), "cache_clear", None)
+    if callable(clear):
+        clear()
+
+
 def to_png(fig: Figure) -> bytes:
     """The figure as PNG bytes (Agg)."""
     buf = io.BytesIO()

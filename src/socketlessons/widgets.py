@@ -74,7 +74,7 @@ from .measure import (
     fit_growth,
     sweep,
 )
-from .plots import LivePlot, format_bytes
+from .plots import LivePlot, close_cached_fonts, format_bytes
 
 __all__ = [
     "RunSettings",
@@ -759,8 +759,8 @@ class _Worker:
     """The one thread that runs every panel's measurements, one run after another.
 
     One thread for all panels: two runs never overlap (each would distort the other's timings
-    through the GIL), and matplotlib, which opens its font files once per rendering thread,
-    opens them once. A daemon thread: it never delays the kernel's exit. It waits for work
+    through the GIL). matplotlib opens its font files once per rendering thread: a retiring
+    worker closes them (``close_cached_fonts``). A daemon thread: it never delays the kernel's exit. It waits for work
     with a timeout and loops, so no wait is unbounded.
     """
 
@@ -811,9 +811,11 @@ class _Worker:
             except queue.Empty:
                 with self._lock:  # idle: end, so thread counts return to where they were
                     if generation != self._generation:
+                        close_cached_fonts()
                         return
                     if self._active == 0 and jobs.empty():
                         self._thread = None
+                        close_cached_fonts()  # this thread's font files (descriptors) with it
                         return
                 continue
             try:
@@ -825,6 +827,7 @@ class _Worker:
                     if generation == self._generation:
                         self._active -= 1
             if generation != self._generation:
+                close_cached_fonts()
                 return  # abandoned while its job was blocked: a fresh thread serves the rest
 
 
