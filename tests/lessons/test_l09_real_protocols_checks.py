@@ -6,6 +6,7 @@ from __future__ import annotations
 import http
 import socket
 import ssl
+import time
 import warnings
 
 import pytest
@@ -579,3 +580,28 @@ def test_each_checker_gives_the_same_verdict_20_times():
         outcomes = {(passed, got) for passed, got, _ in runs}
         assert len(runs) == 20 and outcomes == {(hint is None, "" if hint is None else hint)}, \
             (check.__name__, fn, outcomes)
+
+
+class _HeldBackTLSEchoServer(C.TLSEchoServer):
+    """A TLS echo whose thread loses the CPU for 0.25 s just after it stamps the echo of the
+    message's last bytes, as on a crowded host."""
+
+    held_back = False
+
+    def __setattr__(self, name, value):
+        if name == "last_echo_s" and value is not None and not self.held_back \
+                and self.bytes_received >= len(C._MESSAGE):
+            self.held_back = True
+            time.sleep(0.25)
+            value = time.monotonic()
+        super().__setattr__(name, value)
+
+
+def test_tls_echo_catches_the_timeout_wait_when_the_server_is_held_back(monkeypatch):
+    # Found by an outsider's audit: the server stamped its last echo after sendall returned, so
+    # a thread held back there made a client that waits 1 s for its timeout look 0.25 s prompter
+    # (0.75 s, under the 0.8 s bar). Stamped before the send, the hold-up delays the bytes too.
+    monkeypatch.setattr(C, "TLSEchoServer", _HeldBackTLSEchoServer)
+    result = check_tls_echo(reads_until_its_timeout)
+    assert not result.passed and result.hint == C.EXACT_HINT, result
+    assert check_tls_echo(tls_echo).passed

@@ -213,8 +213,11 @@ class TLSEchoServer(TCPServer):
             try:
                 while data := tls.recv(64 * 1024):
                     stats.bytes_in += len(data)
-                    tls.sendall(data)
+                    # Stamped when the send starts (as TCPServer._send does): the client may have
+                    # the bytes before sendall returns, and a busy machine can hold this thread
+                    # back after it, which would make a client that waits look prompt.
                     self.last_echo_s = time.monotonic()
+                    tls.sendall(data)
                     stats.bytes_out += len(data)
             except (ssl.SSLError, OSError):
                 pass  # the client left without a TLS goodbye, or stop() shut the socket
