@@ -64,13 +64,16 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.text import Text
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
-
+from ._interrupts import held_interrupts
 from .measure import Affine, Growth, Point
+
+with held_interrupts():  # matplotlib's first import, stopped half way by ■, breaks it until a restart
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+    from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter,
+                                   NullLocator)
 
 __all__ = ["PALETTE", "LivePlot", "Reference", "fit_label", "format_bytes", "plot_points", "plot_ratio",
            "reference_line", "sequence_diagram", "style_for", "style_for_series", "to_png"]

@@ -59,9 +59,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ipywidgets as widgets
-from traitlets import TraitError, validate
-
+from ._interrupts import held_interrupts
 from .measure import (
     DEFAULT_REPEATS,
     Affine,
@@ -75,6 +73,10 @@ from .measure import (
     sweep,
 )
 from .plots import LivePlot, close_cached_fonts, format_bytes
+
+with held_interrupts():  # an import stopped half way by ■ breaks the library until a restart
+    import ipywidgets as widgets
+    from traitlets import TraitError, validate
 
 __all__ = [
     "RunSettings",

@@ -156,7 +156,9 @@ class LessonPanel:
 
     def _make_stop_button(self) -> Any:
         """A Stop button, hidden until a run starts (``_begin`` shows it), wired to ``stop()``."""
-        import ipywidgets as widgets
+        from .._interrupts import import_held
+
+        widgets = import_held("ipywidgets")  # ■ during a first import would break it for the kernel
 
         button = widgets.Button(description="Stop", icon="stop", layout=widgets.Layout(display="none"),
                                 tooltip="end the run now")

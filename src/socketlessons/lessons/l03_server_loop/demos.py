@@ -505,7 +505,9 @@ class LoopPanel(LessonPanel):
         their ``process()`` spends the panel's cost). ``expect`` maps a loop's name to the claim for
         sleep work ("linear" or "constant"); CPU work is claimed linear for every loop of this one
         process."""
-        import ipywidgets as widgets
+        from ..._interrupts import import_held
+
+        widgets = import_held("ipywidgets")  # ■ during a first import would break it for the kernel
 
         from ...plots import LivePlot
         from ...widgets import SizeSlider, powers_of_two
@@ -834,7 +836,9 @@ class IdlePanel(LessonPanel):
     """Hold N idle connections to the asyncio and thread-per-client servers; report the cost."""
 
     def __init__(self, n: int = 2000, kinds: Sequence[str] = ("asyncio", "threaded")) -> None:
-        import ipywidgets as widgets
+        from ..._interrupts import import_held
+
+        widgets = import_held("ipywidgets")  # ■ during a first import would break it for the kernel
 
         limit = fd_limit().max_connections or 9_000
         self.kinds = list(kinds)

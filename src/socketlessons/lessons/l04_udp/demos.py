@@ -416,9 +416,10 @@ class PingPanel(LessonPanel):
 
     def __init__(self, *, loss: float = 0.2, count: int = 60, timeout: float = 0.05, retries: int = 0,
                  jitter: float = 0.005) -> None:
-        import ipywidgets as widgets
-
+        from ..._interrupts import import_held
         from ...plots import LivePlot
+
+        widgets = import_held("ipywidgets")  # ■ during a first import would break it for the kernel
 
         style = {"description_width": "7em"}
         self.loss = widgets.FloatSlider(value=loss, min=0.0, max=0.9, step=0.05, description="loss rate",

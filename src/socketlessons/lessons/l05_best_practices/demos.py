@@ -293,7 +293,9 @@ class GuiDemo:
     def __init__(self, address: tuple[str, int], payload: bytes = b"ping", timeout: float = 5.0, *,
                  fetch: Callable[..., bytes] | None = None,
                  fetch_async: Callable[..., Awaitable[bytes]] | None = None) -> None:
-        import ipywidgets as w
+        from ..._interrupts import import_held
+
+        w = import_held("ipywidgets")  # ■ during a first import would break it for the kernel
 
         self.address, self.payload, self.timeout = address, payload, timeout
         # the lesson passes the two fetch functions its cell defines; these defaults are the same code

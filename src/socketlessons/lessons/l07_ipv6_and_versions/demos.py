@@ -334,11 +334,11 @@ def _size(n: int) -> str:
 def family_figure(points: Sequence[RatioPoint], *, ax: Any = None) -> Any:
     """The ratio IPv6 / IPv4 against payload size: medians with their quartiles, the line of
     "the same cost" (×1) and the band the verdict calls the same (×1/1.25 to ×1.25)."""
+    from ...plots import style_for  # first: it loads matplotlib with ■ held (socketlessons._interrupts)
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
-
-    from ...plots import style_for
 
     if ax is None:
         fig = Figure(figsize=(6.4, 3.6), layout="constrained")

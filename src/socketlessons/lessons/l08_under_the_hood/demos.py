@@ -1055,11 +1055,11 @@ def _granted(sndbuf: int) -> int:
 
 def gil_figure(results: Sequence[GilResult], *, ax: Any = None, title: str = "") -> Any:
     """Mean round trip per condition (bars, log scale) with the median marked: the GIL's cost."""
+    from ...plots import style_for  # first: it loads matplotlib with ■ held (socketlessons._interrupts)
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    from ...plots import style_for
 
     if ax is None:
         fig = Figure(figsize=(6.4, 0.5 * len(results) + 1.6), layout="constrained")

@@ -576,7 +576,9 @@ _MESSAGE = bytes(range(256)) * 800  # 200 kB: about 13 TLS records
 
 
 def _tls_contexts() -> dict[str, Any]:
-    import trustme
+    from ..._interrupts import import_held
+
+    trustme = import_held("trustme")  # cryptography inside: ■ during a first import would break it
 
     good, other = trustme.CA(), trustme.CA()
     contexts = {}

@@ -63,7 +63,9 @@ def _keepalive_is_faster() -> Status:
 
 
 def _handshake_costs_more() -> Status:
-    import trustme
+    from ..._interrupts import import_held
+
+    trustme = import_held("trustme")  # cryptography inside: ■ during a first import would break it
 
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
