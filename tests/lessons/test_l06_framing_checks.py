@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import time
 
 import pytest
 
@@ -394,6 +395,11 @@ def single_recvs(sock):
     return sock.recv(n)
 
 
+def header_single_recv(sock):  # found by an outsider: one recv for the header, the body read right
+    (n,) = struct.unpack("!I", sock.recv(4))
+    return recv_exactly(sock, n)
+
+
 def body_single_recv(sock):
     (n,) = struct.unpack("!I", recv_exactly(sock, 4))
     return sock.recv(n)
@@ -558,6 +564,7 @@ def unpacks_a_tuple(sock):
 
 READ_MESSAGE_MUTANTS = [
     (single_recvs, HEADER_PIECES_HINT),
+    (header_single_recv, HEADER_PIECES_HINT),
     (body_single_recv, BODY_PIECES_HINT),
     (body_bounded_by_count, BODY_PIECES_HINT),
     (one_recv_is_one_message, GLUED_HINT),
@@ -640,6 +647,24 @@ def test_read_message_mutant_fails_with_its_own_hint(wrong, hint, record_mutatio
     record_mutation("check_read_message", "mutant", wrong.__name__, not result.passed and result.hint == hint)
     assert not result.passed, result
     assert result.hint == hint, result
+
+
+def test_read_message_header_in_one_recv_fails_even_when_the_learner_thread_starts_late(monkeypatch):
+    # Found by an outsider's audit: a learner's thread started 100 ms late found the whole stream
+    # queued, so one recv(4) got the whole header and the mutant passed. The server now sends each
+    # piece only once the reader has taken the last.
+    call = l06.call
+
+    def late_call(fn, *args, **kwargs):
+        def late(*a, **k):
+            time.sleep(0.1)
+            return fn(*a, **k)
+        return call(late, *args, **kwargs)
+
+    monkeypatch.setattr(l06, "call", late_call)
+    result = check_read_message(header_single_recv)
+    assert not result.passed and result.hint == HEADER_PIECES_HINT, result
+    assert check_read_message(read_message).passed
 
 
 @pytest.mark.skipif(sys.byteorder != "little", reason="native and network order agree on big-endian machines")

@@ -129,7 +129,10 @@ def _run(fn: Callable[..., Any], payload: bytes, chunks: str | Sequence[int],
         pause = DRIBBLE_S / max(1, len(cut(payload, chunks)) - 1)
     first = max(pause, FIRST_PAUSE_S) if dribbled else pause
     with ScriptedServer(payload, chunks=chunks, pause=pause, first_pause=first) as server, \
-            socket.create_connection(server.address, timeout=SOCKET_TIMEOUT_S) as sock:
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        server.reader = sock  # each piece waits until the learner has read the last: one piece per recv
+        sock.settimeout(SOCKET_TIMEOUT_S)
+        sock.connect(server.address)
         for _ in range(calls):
             try:
                 results.append(call(fn, sock, timeout=DEADLINE_S, on_timeout=_kill(sock, server)))

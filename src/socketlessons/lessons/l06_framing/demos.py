@@ -26,8 +26,10 @@ import contextlib
 import dataclasses
 import math
 import random
+import select
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -104,7 +106,15 @@ class ScriptedServer(TCPServer):
         first_pause: the pause after the first piece only (default: ``pause``); a long one
             makes sure a reader's first ``recv`` returns the first piece alone, however busy
             the machine.
+
+    ``reader``: set it to the client's socket (in this process, thread mode) and each piece
+    after the first waits until the reader has taken every byte sent before it (at most
+    ``READER_WAIT_S``; a reader that stops reading ends the pacing): then no ``recv`` can
+    return two pieces, however late the reading thread runs. The checkers use it.
     """
+
+    READER_WAIT_S = 1.0
+    reader: socket.socket | None = None
 
     kind = "scripted"
 
@@ -130,16 +140,35 @@ class ScriptedServer(TCPServer):
                 "pause": self.pause, "seed": self.seed, "close": self.close, "first_pause": self.first_pause}
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
+        paced = True
         for i, piece in enumerate(self.pieces):
             wait = self.first_pause if i == 1 else self.pause
             if i and wait and self._stopping.wait(wait):
                 return
+            if i and paced and self.reader is not None:
+                paced = self._wait_until_read()
             self._send(conn, stats, piece)
         if self.close:
             conn.shutdown(socket.SHUT_WR)
             self._record("shutdown", stats.conn, 0, "SHUT_WR")
         while self._recv(conn, stats):  # wait for the client to leave; discard what it sends
             pass
+
+
+    def _wait_until_read(self) -> bool:
+        """Wait (bounded) until ``reader`` holds no unread byte; False when it stopped reading."""
+        end = time.monotonic() + self.READER_WAIT_S
+        while not self._stopping.is_set():
+            try:
+                unread = bool(select.select([self.reader], [], [], 0)[0])
+            except (OSError, ValueError, TypeError):  # closed by the checker
+                return False
+            if not unread:
+                return True
+            if time.monotonic() > end:
+                return False
+            self._stopping.wait(0.001)
+        return False
 
 
 class LateReaderServer(TCPServer):
