@@ -156,6 +156,16 @@ def timeout_taken_for_the_end(conn):  # "set timeouts": but a quiet moment is no
             pass
 
 
+def one_second_timeout_taken_for_the_end(conn):  # the round number beginners write
+    conn.settimeout(1.0)
+    with conn:
+        try:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+        except (TimeoutError, ConnectionError):
+            pass
+
+
 def timeout_raises(conn):  # the same, without catching the timeout
     conn.settimeout(0.2)
     with conn:
@@ -223,6 +233,7 @@ ECHO_MUTANTS = [
     (ignores_send_result, "got back only", c.SEND_HINT),
     (store_and_forward, "no reply came back", c.STORE_HINT),
     (timeout_taken_for_the_end, "during the pause", c.PAUSE_HINT),
+    (one_second_timeout_taken_for_the_end, "during the pause", c.PAUSE_HINT),
     (timeout_raises, "raised TimeoutError", c.PAUSE_HINT),
     (module_level_buffer, "a new connection sent", c.STATE_HINT),
     (spins_on_non_blocking, "a busy loop", BUSY_HINT),

@@ -120,7 +120,9 @@ MESSAGES = (b"first", b"  spaces and a newline  \n", b"carriage\r\nreturns\r\n",
 #: A request bigger than the socket buffers between the two ends: a send() may send part of it.
 BIG = bytes(range(256)) * 256  # 64 KiB
 #: The pause before the last request: a loop that takes a quiet moment for the end gives up here.
-PAUSE_S = 0.6
+#: Longer than the 1 s timeout a beginner writes, with 0.2 s to spare for a thread that a busy
+#: machine wakes late.
+PAUSE_S = 1.2
 LAST = b"after a pause"
 #: What the third, fresh connection sends (and must get back alone).
 FRESH = b"a fresh connection"
