@@ -298,7 +298,7 @@ def plot_points(
     for ref in references:
         line = _draw_reference(ax, ref)
         entries.append((line, ref.label))
-    _finish_axes(ax, entries, logx=logx, bytes_x="byte" in xlabel)
+    _finish_axes(ax, entries, logx=logx, bytes_x="byte" in xlabel, laid_out=bool(points))
     return fig
 
 
@@ -367,14 +367,20 @@ _INSIDE = ("upper left", "upper right", "lower right", "lower left", "center lef
            "upper center", "lower center")
 
 
-def _finish_axes(ax: Axes, entries: Sequence[tuple[Any, str]], *, logx: bool, bytes_x: bool) -> None:
-    """Settle the view, thin the x tick labels until they do not overlap, place the legend."""
+def _finish_axes(ax: Axes, entries: Sequence[tuple[Any, str]], *, logx: bool, bytes_x: bool,
+                 laid_out: bool = True) -> None:
+    """Settle the view, thin the x tick labels until they do not overlap, place the legend.
+
+    ``laid_out=False`` (an empty plot: a live plot before its first point, or cleared for a new
+    run) skips the layout that places things among the data: there is none to cover, and the
+    layout costs as much as drawing the PNG (50-100 ms)."""
     ax.autoscale_view()
     fig = ax.figure
     if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): give it the Agg canvas we draw with
         FigureCanvasAgg(fig)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    fig.draw_without_rendering()  # constrained layout: positions as they will be drawn
+    if laid_out:
+        fig.draw_without_rendering()  # constrained layout: positions as they will be drawn
     if entries:  # first: a legend outside the axes makes them narrower
         _place_legend(ax, renderer, [h for h, _ in entries], [label for _, label in entries])
     _fit_x_ticks(ax, renderer, logx=logx, bytes_x=bytes_x)
@@ -569,6 +575,7 @@ class LivePlot:
         self._last_draw = -math.inf
         self._draw_cost = 0.0
         self._lock = threading.RLock()
+        self._png: bytes | None = None  # the PNG of the last draw, made once (a snapshot after finish() reuses it)
         self._draw()
         if output is not None:  # a panel's plot: its Output widget shows the empty axes at once
             self._publish()
@@ -660,8 +667,12 @@ class LivePlot:
             self._draw_cost = time.monotonic() - start
 
     def png(self) -> bytes:
+        """The figure as PNG bytes: rendered once per draw (a render costs 30-80 ms of CPU, and a
+        cell often ends with ``snapshot()`` of a plot its ``finish()`` has just rendered)."""
         with self._lock:
-            return to_png(self.figure)
+            if self._png is None:
+                self._png = to_png(self.figure)
+            return self._png
 
     def _repr_png_(self) -> bytes:
         return self.png()
@@ -703,12 +714,13 @@ class LivePlot:
                     logx=self.logx, logy=self.logy, fits=self.fits, scale=self.scale, fit_ranges=self.fit_ranges,
                     ymin=self.ymin, references=self.references)
         self._last_draw = time.monotonic()
+        self._png = None
         self.redraws += 1
 
 
     def _publish(self) -> None:
         if self.output is not None:
-            png = base64.b64encode(to_png(self.figure)).decode("ascii")
+            png = base64.b64encode(self.png()).decode("ascii")
             self.output.outputs = ({
                 "output_type": "display_data",
                 "data": {"image/png": png, "text/plain": f"<LivePlot: {self.title}>"},

@@ -446,7 +446,7 @@ def ratio_figure(result: RatioResult, *, title: str, ylabel: str, line: float, l
                         f"{type(result).__name__}")
     if isinstance(line, bool) or not isinstance(line, (int, float)) or not 0 < line < math.inf:
         raise ValueError(f"line must be a positive finite ratio (the verdict's threshold), got {line!r}")
-    from ...plots import PALETTE, to_png
+    from ...plots import PALETTE
     from .._figures import Shown
 
     from matplotlib.figure import Figure
@@ -466,6 +466,7 @@ def ratio_figure(result: RatioResult, *, title: str, ylabel: str, line: float, l
     ax.set_xticks(xs)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)  # below: never over the data
     fig.tight_layout()
-    to_png(fig)  # render once here: a broken figure fails in this cell, not later
-    return Shown(fig)
+    shown = Shown(fig)
+    shown.png()  # render here, once: a broken figure fails in this cell, not later
+    return shown
 
