@@ -146,24 +146,22 @@ def store_and_forward(conn):  # glues everything and answers only at the end
             pass
 
 
-def timeout_taken_for_the_end(conn):  # "set timeouts": but a quiet moment is not the end
-    conn.settimeout(0.2)
-    with conn:
-        try:
-            while data := conn.recv(1024):
-                conn.sendall(data)
-        except (TimeoutError, ConnectionError):
-            pass
+def _timeout_taken_for_the_end(seconds, name):  # "set timeouts": but a quiet moment is not the end
+    def echo(conn):
+        conn.settimeout(seconds)
+        with conn:
+            try:
+                while data := conn.recv(1024):
+                    conn.sendall(data)
+            except (TimeoutError, ConnectionError):
+                pass
+    echo.__name__ = name
+    return echo
 
 
-def one_second_timeout_taken_for_the_end(conn):  # the round number beginners write
-    conn.settimeout(1.0)
-    with conn:
-        try:
-            while data := conn.recv(1024):
-                conn.sendall(data)
-        except (TimeoutError, ConnectionError):
-            pass
+timeout_taken_for_the_end = _timeout_taken_for_the_end(0.2, "timeout_taken_for_the_end")
+#: the round number beginners write
+one_second_timeout_taken_for_the_end = _timeout_taken_for_the_end(1.0, "one_second_timeout_taken_for_the_end")
 
 
 def timeout_raises(conn):  # the same, without catching the timeout
