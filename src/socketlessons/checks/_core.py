@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 from ..background_call import BackgroundCall
 from ..resources import recording_resource_warnings
 
-__all__ = ["BUSY_HINT", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "LEARNER_THREAD", "NotYet",
+__all__ = ["BUSY_HINT", "CallersSocket", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "LEARNER_THREAD", "NotYet",
            "call", "checker", "expect", "hint_for", "in_learners_code", "is_stub", "registered_checkers", "safe_str"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -211,6 +211,27 @@ def in_learners_code() -> bool:
     """Is the current thread the one running the learner's function? A checker's wrapped socket
     uses it to tell the learner closing the socket it was given from the checker closing its own."""
     return threading.current_thread().name == LEARNER_THREAD
+
+
+class CallersSocket(socket.socket):
+    """A real socket handed to the learner's function that is the CALLER's to close: a
+    ``close()`` or ``shutdown()`` from the learner's code (a ``with sock:`` block, say) is
+    recorded in ``closed_by_learner`` and ignored, so the check goes on and then names it; the
+    checker's own calls go through."""
+
+    closed_by_learner = False
+
+    def close(self) -> None:
+        if in_learners_code():
+            self.closed_by_learner = True
+            return
+        super().close()
+
+    def shutdown(self, how: int) -> None:
+        if in_learners_code():
+            self.closed_by_learner = True
+            return
+        super().shutdown(how)
 
 
 def call(fn: Callable[..., Any], *args: Any, timeout: float = DEFAULT_TIMEOUT_S,

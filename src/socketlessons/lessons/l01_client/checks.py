@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ...checks._core import BUSY_HINT, DidNotReturn, NotYet, call, checker, expect, in_learners_code
+from ...checks._core import BUSY_HINT, CallersSocket, DidNotReturn, NotYet, call, checker, expect
 
 __all__ = ["check_recv_exactly", "check_send_all"]
 
@@ -139,12 +139,11 @@ def _shown(data: bytes, most: int = 24) -> str:
 # ---- recv_exactly -----------------------------------------------------------------------------
 
 
-class _CountingSocket(socket.socket):
+class _CountingSocket(CallersSocket):
     """A real socket whose ``recv`` and ``recv_into`` calls, and the bytes they returned, are counted."""
 
     calls = 0  # recv/recv_into calls since the checker last reset it
     got = 0  # bytes they returned
-    closed_by_learner = False
 
     def recv(self, *args: Any, **kwargs: Any) -> bytes:
         self.calls += 1
@@ -157,18 +156,6 @@ class _CountingSocket(socket.socket):
         n = super().recv_into(*args, **kwargs)
         self.got += n
         return n
-
-    def close(self) -> None:
-        if in_learners_code():
-            self.closed_by_learner = True
-            return  # the checker's socket stays open: the check goes on, and says so
-        super().close()
-
-    def shutdown(self, how: int) -> None:
-        if in_learners_code():
-            self.closed_by_learner = True
-            return
-        super().shutdown(how)
 
 
 @contextlib.contextmanager

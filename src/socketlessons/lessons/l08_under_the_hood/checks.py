@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ...checks._core import NotYet, call, checker, expect, in_learners_code
+from ...checks._core import CallersSocket, NotYet, call, checker, expect, in_learners_code
 from ...framing import recv_up_to
 from .demos import BODY, HEADER, REPLY, RequestServer, write_write_read
 
@@ -137,7 +137,7 @@ BIG_BODY = (bytes(range(256)) * 4096)[: (1 << 20) - 12]
 SMALL_SNDBUF = 16 * 1024
 
 
-class _CountingSocket(socket.socket):
+class _CountingSocket(CallersSocket):
     """A real socket (same descriptor) that counts the calls that write to it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -157,24 +157,11 @@ class _CountingSocket(socket.socket):
         return super().sendmsg(*args, **kwargs)
 
     options_set = 0  # setsockopt calls from the learner's function
-    closed_by_learner = False
 
     def setsockopt(self, *args: Any) -> None:
         if in_learners_code():
             self.options_set += 1
         super().setsockopt(*args)
-
-    def close(self) -> None:
-        if in_learners_code():
-            self.closed_by_learner = True  # kept open: the check goes on and says so
-            return
-        super().close()
-
-    def shutdown(self, how: int) -> None:
-        if in_learners_code():
-            self.closed_by_learner = True
-            return
-        super().shutdown(how)
 
 
 def _counting(sock: socket.socket) -> _CountingSocket:
