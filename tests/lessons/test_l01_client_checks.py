@@ -512,6 +512,28 @@ def send_spins_nonblocking(sock, data):
     return calls
 
 
+def errors_swallowed(sock, data):  # "never crash": a reset peer looks like success to the caller
+    view, sent, calls = memoryview(data), 0, 0
+    while sent < len(data):
+        try:
+            sent += sock.send(view[sent:])
+        except OSError:
+            return calls
+        calls += 1
+    return calls
+
+
+def errors_retried(sock, data):  # "try again": a reset connection never comes back
+    view, sent, calls = memoryview(data), 0, 0
+    while sent < len(data):
+        try:
+            sent += sock.send(view[sent:])
+        except Exception:
+            continue
+        calls += 1
+    return calls
+
+
 def send_sets_default_timeout(sock, data):
     socket.setdefaulttimeout(10)
     return solution("send_all")(sock, data)
@@ -563,6 +585,8 @@ SEND_MUTANTS = [
     (send_timeout_left_behind, l01.RESTORE_HINT),
     (shuts_the_callers_socket, l01.CALLERS_SOCKET_HINT),
     (send_closes_the_callers_socket, l01.CALLERS_SOCKET_HINT),
+    (errors_swallowed, l01.ERRORS_HINT),
+    (errors_retried, l01.ERRORS_HINT),
 ]
 
 

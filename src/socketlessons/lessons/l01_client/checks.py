@@ -41,6 +41,7 @@ import contextlib
 import os
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -102,12 +103,19 @@ EXTRA_HINT = "send exactly the bytes you were given: add nothing (no newline, no
 SEND_ALTERED_HINT = "send the bytes exactly as given: no strip(), no encoding or decoding of data"
 COUNT_HINT = "count the send() calls in your loop (calls += 1 each time) and return that number"
 SENDALL_HINT = "this exercise is to write sendall yourself: use only sock.send(...) in a loop"
+ERRORS_HINT = ("when send() raises (the peer reset the connection, the socket broke), let the error reach the "
+               "caller: caught and returned from, it tells the caller every byte left; caught and retried, it "
+               "fails again forever")
 
 #: Bytes of the big payloads (many calls needed, still quick).
 BIG = 256 * 1024
 #: A pause in the middle of a message: longer than a "quiet for a moment means done" read waits.
 PAUSE_S = 0.3
 SEND_BIG = 512 * 1024
+#: The third peer reads this much of SEND_BIG, then resets the connection: the rest cannot go.
+RESET_AFTER = 16 * 1024
+#: How long a send_all may keep going after the reset before the check stops it.
+RESET_WAIT_S = 5.0
 #: Most one send() of the checker's socket takes (it takes at most half of what it is given).
 MAX_TAKE = 64 * 1024
 #: Once, after a quarter of the big payload, the far end stops reading this long (a peer busy for a
@@ -427,6 +435,10 @@ def _sendall_quietly(sock: socket.socket, data: bytes) -> None:
 _HEAD = 32  # bytes compared to place a send() call's data within the whole
 
 
+class _Stopped(BaseException):
+    """Ends a learner's loop that retries a failing send() forever (passes ``except Exception``)."""
+
+
 class _HalfTaking:
     """The learner's socket in ``send_all``: a real connected socket whose ``send`` takes at most
     half of what it is given (at most ``MAX_TAKE``; 1 byte whole), as a full send buffer does.
@@ -442,7 +454,11 @@ class _HalfTaking:
         #: one (position before, bytes given, bytes taken, given starts at position, head of given)
         self.trace: list[tuple[int, int, int, bool, bytes]] = []
 
+    stopped = False  # set by the checker: every later send() raises _Stopped
+
     def send(self, data: Any, flags: int = 0) -> int:
+        if self.stopped:  # a BaseException: even `except Exception: continue` lets it through
+            raise _Stopped("the checker has stopped this send_all")
         view = memoryview(data).cast("B")  # a str raises TypeError here, as a real send would
         size = len(view)
         cap = size if size <= 1 else min(MAX_TAKE, (size + 1) // 2)
@@ -487,8 +503,8 @@ class _SlowReader:
     """The far end: accepts one connection and reads it slowly (so send buffers fill), keeping
     what arrives (at most ``limit`` bytes)."""
 
-    def __init__(self, limit: int, pause_after: int | None = None) -> None:
-        self.limit, self.pause_after = limit, pause_after
+    def __init__(self, limit: int, pause_after: int | None = None, *, reset: bool = False) -> None:
+        self.limit, self.pause_after, self.reset = limit, pause_after, reset
         self.received = bytearray()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
@@ -516,6 +532,9 @@ class _SlowReader:
                 if not paused and len(self.received) >= self.pause_after:  # type: ignore[operator]
                     paused = True
                     time.sleep(PEER_PAUSE_S)  # a slow peer: a short send timeout runs out meanwhile
+            if self.reset and len(self.received) >= self.limit:  # SO_LINGER on, 0 s: close() sends a reset
+                self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.conn.close()
 
     def finish(self) -> bytes:
         """Close the sending side, wait for the reader to drain, return what it got."""
@@ -603,5 +622,31 @@ def check_send_all(send_all: Callable[..., Any]) -> str:
         _judge_spin(wrapped.refused, "{calls:,} of your send() calls raised BlockingIOError (no room yet) "
                     f"while sending {len(data):,} bytes")
         results.append(wrapped.calls)
+    _judge_reset(send_all)
     return (f"{SEND_BIG // 1024} KiB took {results[0]} send() calls and 5 bytes took {results[1]}, through a "
-            "socket whose send() took at most half of what it was given, and every byte arrived once, in order")
+            "socket whose send() took at most half of what it was given, and every byte arrived once, in order; "
+            "when the peer reset the connection, the error reached the caller")
+
+
+def _judge_reset(send_all: Callable[..., Any]) -> None:
+    """A peer that reads RESET_AFTER bytes, then resets the connection: the rest of SEND_BIG cannot
+    go (the small buffers hold far less), so send() raises, and the caller must hear of it."""
+    data = os.urandom(SEND_BIG)
+    peer = _SlowReader(limit=RESET_AFTER, reset=True)
+    wrapped = _HalfTaking(peer.client, data)
+
+    def stop() -> None:
+        wrapped.stopped = True
+        _kill(peer.client)()
+
+    what = (f"the peer read {RESET_AFTER // 1024} KiB of the {len(data) // 1024} KiB, then reset the connection "
+            "(SO_LINGER 0)")
+    try:
+        count = call(send_all, wrapped, data, timeout=RESET_WAIT_S, on_timeout=stop)
+    except DidNotReturn:
+        raise NotYet(f"{what}, and your function was still sending {RESET_WAIT_S:g} s later", ERRORS_HINT) from None
+    except OSError:
+        return  # ConnectionResetError, BrokenPipeError, ...: the caller knows the data did not all go
+    finally:
+        peer.close()
+    raise NotYet(f"{what}; your function returned {count!r} as if every byte had been sent", ERRORS_HINT)
