@@ -142,9 +142,10 @@ class _Seen:
     attempt: int  # the peer's count of datagrams with this seq so far (0: the first)
     data: bytes
     action: str
-    #: when it arrived (time.time() seconds): the kernel's stamp where there is one, else ``at``'s
-    stamp: float = 0.0
-    kernel_stamp: bool = False
+    #: when it arrived (time.time() seconds): the kernel's stamp where there is one (``kernel_stamp``),
+    #: else when the peer read it
+    stamp: float
+    kernel_stamp: bool
 
 
 class _PingPeer:
@@ -192,9 +193,7 @@ class _PingPeer:
         while True:
             try:
                 data, _peer, stamp, kernel = _recv_stamped(self._sock, self._stamped)
-            except (BlockingIOError, InterruptedError, ConnectionResetError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: the queue is empty
                 return
             match = _PING.fullmatch(data)
             seq = int(match.group(1)) if match else None
