@@ -7,7 +7,7 @@ client, one request at a time, each waiting for its echo: a dozen small messages
 expose altered bytes (spaces and a newline at the ends, ``\\r\\n``, bytes that are not UTF-8, a
 NUL), then one of 64 KiB (more than the socket buffers hold, so a ``send()`` whose return value
 is ignored loses bytes; the connection has a timeout, which makes ``send()`` return early the way
-a non-blocking socket does), then a 0.6 s pause (a loop that treats a quiet moment as the end gives
+a non-blocking socket does), then a 1.2 s pause (a loop that treats a quiet moment as the end gives
 up here), one more message, and ``shutdown(SHUT_WR)`` (EOF). It then waits for the server's EOF.
 The client sees *where* the conversation stopped (after one echo: a single ``recv``; after a few:
 a loop bounded by a count; during the pause: a timeout taken for the end), so each mistake gets
