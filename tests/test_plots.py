@@ -14,6 +14,7 @@ from socketlessons.plots import (
     plot_points,
     sequence_diagram,
     style_for,
+    to_png,
 )
 from socketlessons.trace import TraceEvent
 
@@ -204,7 +205,7 @@ def _legend_box_and_data(fig):
     from socketlessons.plots import _data_in_axes
 
     ax = fig.axes[0]
-    fig.canvas.draw()
+    to_png(fig)  # the PNG a learner sees: positions as that draw left them
     box = ax.get_legend().get_window_extent().transformed(ax.transAxes.inverted())
     return box, _data_in_axes(ax)
 
@@ -222,6 +223,7 @@ def test_the_legend_never_covers_data(case):
     box, data = _legend_box_and_data(fig)
     inside = [(x, y) for x, y in data if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1]
     assert not inside, (box, inside[:3])
+    _assert_drawn_as_a_fresh_layout_would(fig)
 
 
 @pytest.mark.parametrize("xlabel,xs", [
@@ -237,16 +239,95 @@ def test_x_tick_labels_never_overlap_and_log_axes_have_numbers(xlabel, xs):
     logx = xlabel != "ping number"
     fig = plot_points(points, xlabel=xlabel, logx=logx, logy=True)
     ax = fig.axes[0]
-    fig.canvas.draw()
+    to_png(fig)
     low, high = ax.get_xlim()
     shown = [t for t in ax.xaxis.get_major_ticks() if low <= t.get_loc() <= high and t.label1.get_text()]
     assert len(shown) >= 3
     boxes = sorted((t.label1.get_window_extent() for t in shown), key=lambda b: b.x0)
     assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.label1.get_text() for t in shown]
+    assert boxes[0].x0 >= 0 and boxes[-1].x1 <= fig.bbox.width  # the layout made room for the labels drawn
+    assert ax.xaxis.label.get_window_extent().y0 >= 0
+    _assert_drawn_as_a_fresh_layout_would(fig)
     if xlabel.endswith("(bytes)"):
         assert all(t.label1.get_text().endswith("B") for t in shown)
     ylow, yhigh = ax.get_ylim()
     assert [t for t in ax.get_yticks() if ylow <= t <= yhigh], "a log y axis without a number"
+
+
+def _assert_drawn_as_a_fresh_layout_would(fig):
+    """The PNG ``to_png`` made (without a layout of its own, when ``plot_points`` left the figure
+    laid out) shows the figure where laying it out anew would put everything."""
+    def boxes():
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        return [v for artist in [*fig.axes, *legends] for v in artist.get_window_extent().bounds]
+    to_png(fig)
+    drawn = boxes()
+    fig.canvas.draw()  # savefig's path: the layout engine runs, then the figure is drawn
+    assert boxes() == pytest.approx(drawn, abs=0.5)
+
+
+def _work_of(fig, monkeypatch):
+    """(draws, layouts) that ``to_png(fig)`` made."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    draws, layouts = [], []
+    draw, execute = Figure.draw, ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (draws.append(self), draw(self, renderer))[1])
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", lambda self, f: (layouts.append(f), execute(self, f))[1])
+    assert to_png(fig).startswith(PNG_MAGIC)
+    monkeypatch.undo()
+    return len(draws), len(layouts)
+
+
+@pytest.mark.parametrize("logx", [True, False])
+def test_a_plotted_figure_is_drawn_once_as_laid_out_and_laid_out_again_once_changed(monkeypatch, logx):
+    fig = plot_points(pts("a") + pts("b", k=9.0), xlabel="payload (bytes)", logx=logx, logy=True)
+    assert _work_of(fig, monkeypatch) == (1, 0)  # the layout plot_points made still holds
+    ax = fig.axes[0]
+    ax.set_ylabel("time per sendall, 10th percentile\n(µs, on two lines: wider than before)")
+    assert _work_of(fig, monkeypatch) == (1, 1)  # changed: laid out again, then drawn
+    label = ax.yaxis.label.get_window_extent()
+    assert label.x0 >= 0 and label.y0 >= 0 and label.y1 <= fig.bbox.height  # room was made for it
+    _assert_drawn_as_a_fresh_layout_would(fig)
+
+    fig = plot_points(pts("a") + pts("b", k=9.0), logx=True, logy=True)
+    fig.axes[0].legend(["a", "b"], loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    assert _work_of(fig, monkeypatch) == (1, 1)
+    assert fig.axes[0].get_legend().get_window_extent().x1 <= fig.bbox.width
+
+
+def test_any_figure_with_constrained_layout_is_drawn_as_a_fresh_layout_would():
+    from socketlessons.plots import plot_ratio
+
+    fig = Figure(figsize=(6.4, 4.0), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.plot([1, 2, 3], [3, 1, 2], label="a line")
+    left.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    right.set_title("a title as long as the axes are wide, or longer")
+    right.set_xlabel("x")
+    _assert_drawn_as_a_fresh_layout_would(fig)
+    _assert_drawn_as_a_fresh_layout_would(sequence_diagram([
+        TraceEvent(0, "client", "connect", None, None, "ok"),
+        TraceEvent(2000, "client", "sendall", 5, 5, "ok"),
+        TraceEvent(3000, "server", "recv", 1024, 5, "ok"),
+    ], title="one send, one recv"))
+    ratio = Point.from_timing(1, summarize([1.0, 1.1, 0.9]))
+    _assert_drawn_as_a_fresh_layout_would(plot_ratio([ratio], title="a ratio"))
+
+
+@pytest.mark.parametrize("logx", [True, False])
+def test_a_legend_outside_the_axes_is_drawn_where_the_layout_made_room_for_it(logx):
+    import math
+    xs = [2**(i / 2) if logx else i for i in range(40)]  # three series that fill every corner of the axes
+    points = [Point.from_timing(x, summarize([1000 * (2 + math.sin(i * 2.1 + 3 * j))]), s)
+              for j, s in enumerate(("a", "b", "c")) for i, x in enumerate(xs)]
+    fig = plot_points(points, logx=logx, xlabel="clients N")
+    ax, legend = fig.axes[0], fig.axes[0].get_legend()
+    to_png(fig)
+    box = legend.get_window_extent()
+    assert box.x0 >= ax.get_window_extent().x1  # outside: data everywhere inside
+    assert box.x1 <= fig.bbox.width  # and within the figure
+    _assert_drawn_as_a_fresh_layout_would(fig)
 
 
 def test_reference_lines_are_drawn_named_and_kept_by_live_plots():
