@@ -17,7 +17,7 @@ __all__ = ["CLAIMS", "DATAGRAM_SWEEP", "PING_RUN"]
 DATAGRAM_SWEEP = {"series": "sendto + recvfrom(k)", "repeats": 12, "budget_s": 1.0, "interleave": True,
                   "rounds": 3}
 #: The ping panel's defaults (and the lesson's first run of it).
-PING_RUN = {"count": 60, "timeout": 0.05, "loss": 0.2, "retries": 0, "jitter": 0.005}
+PING_RUN = {"count": 40, "timeout": 0.05, "loss": 0.2, "retries": 0, "jitter": 0.005}
 
 
 def datagram_sizes() -> list[int]:

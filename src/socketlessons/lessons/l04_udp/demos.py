@@ -414,7 +414,7 @@ class PingPanel(LessonPanel):
 
     RUN_TIMEOUT_S = 120.0
 
-    def __init__(self, *, loss: float = 0.2, count: int = 60, timeout: float = 0.05, retries: int = 0,
+    def __init__(self, *, loss: float = 0.2, count: int = 40, timeout: float = 0.05, retries: int = 0,
                  jitter: float = 0.005) -> None:
         from ..._interrupts import import_held
         from ...plots import LivePlot
