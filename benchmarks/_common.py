@@ -149,14 +149,16 @@ def command() -> str:
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
-def report(name: str, title: str, rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> str:
-    """Print the table with its context, write it to ``results/<name>.md``, return the text."""
+def report(name: str, title: str, rows: Sequence[Sequence[str]], notes: Sequence[str] = (),
+           columns: Sequence[str] = COLUMNS, by_make: bool = True) -> str:
+    """Print the table with its context, write it to ``results/<name>.md``, return the text.
+    ``by_make=False``: a script that ``make bench`` does not run (the header says so)."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join([
         f"## {title}", "",
         f"Machine: {machine()}.  ",
-        f"Command: `{command()}` (or `make bench`), {now}.", "",
-        markdown_table(rows), "",
+        f"Command: `{command()}`{' (or `make bench`)' if by_make else ''}, {now}.", "",
+        markdown_table(rows, columns), "",
         *(f"- {note}" for note in [*notes, *busy()]),
     ]).rstrip() + "\n"
     print(text)

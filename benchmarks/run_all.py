@@ -21,8 +21,10 @@ TIMEOUT_S = 300
 
 
 def main(names: list[str]) -> int:
-    # The verdict-reliability and hub benchmarks take 15-20 minutes each: run them by name.
-    scripts = [s for s in sorted(HERE.glob("bench_*.py")) if names or s.stem not in ("bench_verdicts", "bench_hub")]
+    # The verdict-reliability and hub benchmarks take 15-20 minutes each, Run All a minute per
+    # round of the lessons: run them by name.
+    scripts = [s for s in sorted(HERE.glob("bench_*.py"))
+               if names or s.stem not in ("bench_verdicts", "bench_hub", "bench_run_all")]
     if names:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
         if not scripts:

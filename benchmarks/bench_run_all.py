@@ -1,0 +1,133 @@
+"""Run All: how long executing each lesson takes in a fresh kernel, and where the time goes.
+
+Each lesson runs as nbmake runs it (``nbclient.NotebookClient``, a new ``python3`` kernel,
+every cell in order, outputs discarded), ``--k`` times, in rounds over the lessons in a
+shuffled order (seeded), so a spell of load elsewhere lands on every lesson alike. Every run
+is split into the three parts nbclient goes through:
+
+* **start**: the kernel process starts and answers ``kernel_info`` (``async_start_new_kernel``
+  and ``async_start_new_kernel_client``);
+* **cells**: executing the cells, the part a learner's *Run All* waits for;
+* **shutdown**: ``shutdown_request`` until the kernel process has gone (``_async_cleanup_kernel``).
+
+Why the split: a shutdown sometimes takes 3.5 s instead of 0.1 s. That is ipykernel's (7.4),
+not the lessons': its control thread flushes stdout after the ``shutdown_request`` while the
+main thread stops the IOPub thread that would complete the flush, so the control thread waits
+for its flush timeout until the kernel manager gives up and ends the process (stack dumps of
+slow shutdowns: 4 of 90 with an empty notebook, 8 of 48 after a lesson). One such shutdown
+adds 2.5-3.5 s to the course's total, so the table reports them apart, and the total both
+with them and with each at the usual shutdown time.
+
+Usage: ``python benchmarks/bench_run_all.py [--k 3] [--lessons 00,03]``; about a minute per
+round of all lessons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+
+from _common import report
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+#: A shutdown slower than this waited for ipykernel's flush (see the module's docstring).
+SLOW_SHUTDOWN_S = 1.0
+#: nbmake's default cell timeout, so a hung cell ends the run instead of the benchmark.
+CELL_TIMEOUT_S = 300
+
+_PARTS = {"async_start_new_kernel": "start", "async_start_new_kernel_client": "start",
+          "async_execute_cell": "cells", "_async_cleanup_kernel": "shutdown"}
+
+
+def _timed_client_class() -> tuple[type[NotebookClient], dict[str, float]]:
+    """A ``NotebookClient`` whose steps add their seconds into the returned dict, by part."""
+    spent: dict[str, float] = {}
+
+    class TimedClient(NotebookClient):
+        pass
+
+    for method, part in _PARTS.items():
+        original = getattr(NotebookClient, method)
+
+        def timed(self: Any, *args: Any, _original: Any = original, _part: str = part, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await _original(self, *args, **kwargs)
+                finally:
+                    spent[_part] = spent.get(_part, 0.0) + time.perf_counter() - t0
+            return run()
+
+        setattr(TimedClient, method, functools.wraps(original)(timed))
+    return TimedClient, spent
+
+
+def run_lesson(path: Path) -> dict[str, float]:
+    """Execute one notebook in a fresh kernel; seconds per part and in all."""
+    client_class, spent = _timed_client_class()
+    nb = nbformat.read(path, as_version=4)
+    t0 = time.perf_counter()
+    client_class(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                 resources={"metadata": {"path": str(path.parent)}}).execute()
+    return {"total": time.perf_counter() - t0, **spent}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--k", type=int, default=3, help="runs of every lesson")
+    parser.add_argument("--lessons", default="", help="comma-separated prefixes (00,03); default: all")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    wanted = [p.strip() for p in args.lessons.split(",") if p.strip()]
+    lessons = [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not wanted or p.name[:2] in wanted]
+    if not lessons:
+        sys.exit(f"no lesson notebook matches {args.lessons!r}")
+    rng = random.Random(args.seed)
+    runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in lessons}
+    for k in range(args.k):
+        order = lessons[:]
+        rng.shuffle(order)
+        for path in order:
+            runs[path.name].append(run_lesson(path))
+        print(f"round {k + 1}/{args.k} done", flush=True)
+
+    def median(name: str, part: str) -> float:
+        return statistics.median(r.get(part, 0.0) for r in runs[name])
+
+    rows = [[name.removesuffix(".ipynb"), f"{median(name, 'total'):.1f}", f"{median(name, 'cells'):.1f}",
+             f"{median(name, 'start'):.2f}", f"{median(name, 'shutdown'):.2f}",
+             f"{min(r['total'] for r in runs[name]):.1f}–{max(r['total'] for r in runs[name]):.1f}"]
+            for name in runs]
+    totals = [sum(runs[name][k]["total"] for name in runs) for k in range(args.k)]
+    slow = [r["shutdown"] for rs in runs.values() for r in rs if r["shutdown"] > SLOW_SHUTDOWN_S]
+    # Each round's total with every slow shutdown counted at the median shutdown instead.
+    usual = statistics.median(r["shutdown"] for rs in runs.values() for r in rs)
+    without = [sum(r["total"] - max(r["shutdown"] - usual, 0.0) if r["shutdown"] > SLOW_SHUTDOWN_S else r["total"]
+                   for r in (runs[name][k] for name in runs)) for k in range(args.k)]
+    rows.append(["**all lessons**", f"**{statistics.median(totals):.1f}**",
+                 f"{statistics.median(sum(runs[n][k]['cells'] for n in runs) for k in range(args.k)):.1f}",
+                 "", "", f"{min(totals):.1f}–{max(totals):.1f}"])
+    notes = [
+        f"{args.k} runs of each of {len(lessons)} lessons, in rounds (shuffled order, seed {args.seed}); "
+        "medians per lesson, and the range over the runs.",
+        "total = start + cells + shutdown + nbclient's own work; cells is what a learner's Run All waits for.",
+        f"Slow kernel shutdowns (over {SLOW_SHUTDOWN_S:g} s, ipykernel's flush race: see the script's docstring): "
+        f"{len(slow)} of {sum(len(rs) for rs in runs.values())}"
+        + (f", {statistics.median(slow):.1f} s each (median)" if slow else "") + ". "
+        f"The course's total per round with each of them at the usual {usual:.2f} s: "
+        + ", ".join(f"{t:.1f}" for t in without) + f" s (median {statistics.median(without):.1f} s).",
+    ]
+    report("run_all", "Run All: each lesson in a fresh kernel, as nbmake runs it", rows, notes=notes,
+           columns=("lesson", "total (s)", "cells (s)", "kernel start (s)", "shutdown (s)", "range of totals (s)"), by_make=False)
+
+if __name__ == "__main__":
+    main()
