@@ -362,6 +362,19 @@ def test_send_response_mutants_fail_with_their_own_hint(name, record_mutation):
     assert result.hint == hint, f"{name}: {result}"
 
 
+def closes_then_lags(conn, status, body, content_type="text/plain; charset=utf-8"):
+    """Closes the connection, and its thread gets the CPU back late: the client sees the
+    connection end before the server has recorded that the learner's function closed it."""
+    _responder(close=True)(conn, status, body, content_type)
+    time.sleep(0.3)
+
+
+def test_send_response_names_a_closed_connection_even_when_the_server_records_it_late():
+    result = check_send_response(closes_then_lags)
+    assert not result.passed
+    assert result.hint == C.CLOSE_RESPONSE_HINT, result
+
+
 def two_sendalls(conn, status, body, content_type="text/plain; charset=utf-8"):
     lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", f"Content-Type: {content_type}",
              f"Content-Length: {len(body)}", "", ""]

@@ -27,6 +27,7 @@ import http.client
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -374,9 +375,25 @@ class _Responder(TCPServer):
         self.late = 0
         self.closed_by_fn = 0
         self.handled: list[int] = []  # one item per connection served (list.append is atomic)
+        self._finished = 0  # connections whose handler has returned, and so recorded all it saw
+        self._finishing = threading.Condition()
 
     def handle(self, conn: socket.socket, stats: ConnectionStats) -> None:
         self.handled.append(1)
+        try:
+            self._answer_requests(conn)
+        finally:
+            with self._finishing:
+                self._finished += 1
+                self._finishing.notify_all()
+
+    def wait_until_done(self, timeout: float) -> bool:
+        """Wait (bounded) until every connection's handler has returned: only then do ``raised``
+        and ``closed_by_fn`` hold all that happened (a client can see the error first)."""
+        with self._finishing:
+            return self._finishing.wait_for(lambda: self._finished >= len(self.handled), timeout)
+
+    def _answer_requests(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)  # send() takes part of 1 MiB
         conn.settimeout(SOCKET_TIMEOUT_S)  # ... because a socket with a timeout never blocks in send()
         buffer = b""
@@ -475,6 +492,8 @@ def _check_http_client(address: tuple[str, int], server: _Responder) -> None:
                 reply = conn.getresponse()
                 got = reply.read()
             except (OSError, http.client.HTTPException) as exc:
+                conn.close()  # a handler waiting for the next request returns, and records what it saw
+                server.wait_until_done(SOCKET_TIMEOUT_S + 1)
                 _learner_trouble(server)
                 if server.closed_by_fn:
                     hint = CLOSE_RESPONSE_HINT
