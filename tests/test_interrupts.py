@@ -15,7 +15,11 @@ import textwrap
 
 import pytest
 
-INTERRUPT_MID_IMPORT = textwrap.dedent("""
+#: Python's own SIGINT handler, as a kernel has it while a cell runs: a process started in the
+#: background by a shell inherits SIGINT ignored, and Python then leaves it ignored.
+PYTHONS_HANDLER = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+INTERRUPT_MID_IMPORT = PYTHONS_HANDLER + textwrap.dedent("""
     import importlib.abc, os, signal, sys
 
     class InterruptAt(importlib.abc.MetaPathFinder):
@@ -48,7 +52,7 @@ def test_an_interrupt_during_the_first_import_of_matplotlib_leaves_it_usable(nam
     assert lines == ["interrupted", "still holding: False", "plots again: True"], done.stdout + done.stderr[-2000:]
 
 
-HELD = textwrap.dedent("""
+HELD = PYTHONS_HANDLER + textwrap.dedent("""
     import os, signal, threading, time
     from socketlessons._interrupts import held_interrupts
 

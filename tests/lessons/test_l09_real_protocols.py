@@ -123,21 +123,23 @@ def _get(sock, path="/"):
 
 def test_stdlib_server_keeps_alive_closes_on_request_and_stops_with_connections_open():
     server = StdlibHTTPServer().start()
+    kept = socket.create_connection(server.address, timeout=5)
     try:
-        kept = socket.create_connection(server.address, timeout=5)
-        assert _get(kept)[0] == b"HTTP/1.1 200 OK\r\n"
-        status, headers, body = _get(kept, "/bytes/70000")
-        assert len(body) == 70000 and headers["content-length"] == "70000"
-        with socket.create_connection(server.address, timeout=5) as once:
-            status, headers, _ = _get(once, "/close")
-            assert headers["connection"] == "close" and once.recv(10) == b""
-        assert server.requests == 3
-        t0 = time.monotonic()
+        try:
+            assert _get(kept)[0] == b"HTTP/1.1 200 OK\r\n"
+            status, headers, body = _get(kept, "/bytes/70000")
+            assert len(body) == 70000 and headers["content-length"] == "70000"
+            with socket.create_connection(server.address, timeout=5) as once:
+                status, headers, _ = _get(once, "/close")
+                assert headers["connection"] == "close" and once.recv(10) == b""
+            assert server.requests == 3  # each counted before its body went out
+            t0 = time.monotonic()
+        finally:
+            server.stop()  # with `kept` still open: its thread is woken
+        assert time.monotonic() - t0 < 2
+        assert kept.recv(10) == b""
     finally:
-        server.stop()  # with `kept` still open: its thread is woken
-    assert time.monotonic() - t0 < 2
-    assert kept.recv(10) == b""
-    kept.close()
+        kept.close()
     assert server.errors == []
 
 

@@ -32,6 +32,7 @@ import socketserver
 import ssl
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,9 +79,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
+        owner._count_request(len(body), self.requestline)  # before the body: a client that has it is counted
         self.wfile.write(body)
-        owner.requests += 1
-        owner._record("request", 0, len(body), self.requestline)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the signature of http.server
         pass  # helper servers never print (DESIGN.md): the requests are in .events
@@ -129,8 +129,14 @@ class StdlibHTTPServer(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
         super().__init__(host, port, **kwargs)
         self.requests = 0
+        self._requests_lock = threading.Lock()  # connection threads count at once: += is not atomic
         self._httpd: _HTTPD | None = None
         self._conns: set[Any] = set()
+
+    def _count_request(self, nbytes: int, requestline: str) -> None:
+        with self._requests_lock:
+            self.requests += 1
+        self._record("request", 0, nbytes, requestline)
 
     def _settings(self) -> dict[str, Any]:  # pragma: no cover - thread mode only
         raise TypeError("StdlibHTTPServer runs in the kernel's threads only")
