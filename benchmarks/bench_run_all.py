@@ -111,7 +111,7 @@ def main() -> None:
     slow = [r["shutdown"] for rs in runs.values() for r in rs if r["shutdown"] > SLOW_SHUTDOWN_S]
     # Each round's total with every slow shutdown counted at the median shutdown instead.
     usual = statistics.median(r["shutdown"] for rs in runs.values() for r in rs)
-    without = [sum(r["total"] - max(r["shutdown"] - usual, 0.0) if r["shutdown"] > SLOW_SHUTDOWN_S else r["total"]
+    without = [sum(r["total"] - (r["shutdown"] - usual if r["shutdown"] > SLOW_SHUTDOWN_S else 0.0)
                    for r in (runs[name][k] for name in runs)) for k in range(args.k)]
     rows.append(["**all lessons**", f"**{statistics.median(totals):.1f}**",
                  f"{statistics.median(sum(runs[n][k]['cells'] for n in runs) for k in range(args.k)):.1f}",
@@ -126,8 +126,9 @@ def main() -> None:
         f"The course's total per round with each of them at the usual {usual:.2f} s: "
         + ", ".join(f"{t:.1f}" for t in without) + f" s (median {statistics.median(without):.1f} s).",
     ]
-    report("run_all", "Run All: each lesson in a fresh kernel, as nbmake runs it", rows, notes=notes,
-           columns=("lesson", "total (s)", "cells (s)", "kernel start (s)", "shutdown (s)", "range of totals (s)"), by_make=False)
+    report("run_all", "Run All: each lesson in a fresh kernel, as nbmake runs it", rows, notes=notes, by_make=False,
+           columns=("lesson", "total (s)", "cells (s)", "kernel start (s)", "shutdown (s)", "range of totals (s)"))
+
 
 if __name__ == "__main__":
     main()
