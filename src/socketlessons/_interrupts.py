@@ -7,8 +7,8 @@ import of the library in that kernel fails with errors that name nothing the lea
 ``module 'matplotlib' has no attribute 'get_data_path'``, ``module 'numpy' has no attribute
 'matrix'``, ``KeyError: 'Rectangle:kwdoc'``. Measured on a busy machine (the first plot cell of
 lesson 01, interrupted 0.02 to 0.7 s in, a fresh kernel each time): 5 of 11 interrupts left the
-kernel unable to plot until it was restarted. numpy cannot even be imported a second time in one process, so there is no
-repairing it afterwards: the import has to finish.
+kernel unable to plot until it was restarted. numpy cannot even be imported a second time in one
+process, so there is no repairing it afterwards: the import has to finish.
 
 ``held_interrupts()`` holds the interrupt until the block has finished and raises it then, so
 the import completes (a second or two at most) and the cell still stops with

@@ -454,9 +454,9 @@ def _tick_labels_fit(ax: Axes, renderer: Any, layout: _Layout) -> bool:
 
     First estimated cheaply (``_tick_label_gap``). A clear gap is accepted as it is; a narrow
     one is confirmed by one real layout, because constrained layout moves the axes when the
-    outermost labels change width. A layout costs 0.05–0.3 s, and every figure is laid out
-    again when it is drawn: confirming every choice made drawing a third slower (measured: 75
-    of the course's figures, all confirmed, none overturned with a gap above 32 px).
+    outermost labels change width. Confirming every choice costs a layout each (measured when
+    layouts were whole draws: 75 of the course's figures, all confirmed, none overturned with
+    a gap above 32 px; drawing was a third slower for it).
     """
     gap = _tick_label_gap(ax, renderer)
     if gap is None or gap >= _TICK_GAP_PX + _LAYOUT_SLACK_PX:

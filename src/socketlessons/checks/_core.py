@@ -53,8 +53,9 @@ from typing import Any, TypeVar
 from ..background_call import BackgroundCall
 from ..resources import recording_resource_warnings
 
-__all__ = ["BUSY_HINT", "CallersSocket", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT", "LEARNER_THREAD", "NotYet",
-           "call", "checker", "expect", "hint_for", "in_learners_code", "is_stub", "registered_checkers", "safe_str"]
+__all__ = ["BUSY_HINT", "CallersSocket", "CheckResult", "DidNotReturn", "GLOBAL_TIMEOUT_HINT", "LEAK_HINT",
+           "LEARNER_THREAD", "NotYet", "call", "checker", "expect", "hint_for", "in_learners_code", "is_stub",
+           "registered_checkers", "safe_str"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
