@@ -87,3 +87,45 @@ def test_the_kernel_shuts_down_on_request_and_leaves_no_process(kernel):
     while any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children) and time.monotonic() < end:
         time.sleep(0.05)
     assert not [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_every_shutdown_ends_by_itself_none_waits_for_sigterm():
+    """ipykernel's shutdown race (``socketlessons._kernel_exit``): with the final collection
+    frozen away and no join, 20 of 48 shutdowns hung until jupyter_client terminated the kernel
+    (exit status -15). Six kernels in a row, run and shut down as nbmake does (nbclient), each
+    with a lesson's imports and a process-mode server, must all exit by themselves (without the
+    join, 4 of 8 such shutdowns were terminated)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    statuses = []
+    for _ in range(6):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import socketlessons.plots\n" + START)])
+        client = NotebookClient(nb, timeout=60)
+        with client.setup_kernel():
+            client.execute_cell(nb.cells[0], 0)
+            process = client.km.provisioner.process
+        statuses.append(process.returncode)
+    assert statuses == [0] * 6, f"exit statuses {statuses}: -15 is a kernel jupyter_client had to terminate"
+
+
+def test_the_exit_handler_is_a_kernels_only(tmp_path):
+    """In a kernel the exit skips the final collection; a script keeps it, so a socket left open
+    in a reference cycle still gets its ResourceWarning at exit."""
+    import subprocess
+    import sys
+
+    script = ("import socket, socketlessons\n"
+              "print(socketlessons._kernel_exit.in_kernel(), socketlessons._kernel_exit._installed)\n"
+              "class Holder: pass\n"
+              "h = Holder(); h.me = h; h.sock = socket.socket(); del h\n")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.stdout.split() == ["False", "False"]
+    assert "ResourceWarning: unclosed <socket.socket" in done.stderr
+
+
+def test_in_a_kernel_the_exit_handler_is_installed(kernel):
+    _km, kc = kernel
+    assert _run(kc, "import socketlessons; print(socketlessons._kernel_exit.in_kernel(), "
+                    "socketlessons._kernel_exit._installed)") == "True True"

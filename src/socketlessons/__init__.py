@@ -10,6 +10,12 @@ and exercise-checking tools.
     '127.0.0.1'
 """
 
+from . import _kernel_exit
+
+# First, so that its atexit handler runs after stop_all's (handlers run last-registered first)
+# and before ipykernel's own, registered when the kernel started.
+_kernel_exit.install()
+
 from .addresses import IPV4_LOOPBACK, IPV6_LOOPBACK
 from .doctor import doctor
 from .errors import LoopbackOnlyError, ServerWarning

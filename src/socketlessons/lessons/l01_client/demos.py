@@ -442,7 +442,20 @@ class DrainedConnection:
         self.sent += len(data)
 
     def wait_empty(self, timeout: float = 2.0) -> bool:
-        """Wait (bounded) until the reader has read every byte sent so far; False on timeout."""
+        """Wait (bounded) until the reader has read every byte sent so far; False on timeout.
+
+        It first pushes out what Nagle's algorithm may be holding back. Nagle keeps a last
+        small segment in the sender's kernel until the bytes before it are acknowledged, and
+        the receiver delays that acknowledgement (about 40 ms on Linux, up to 200 ms on
+        Windows): after a batch of small sends this wait took those 40 ms, every time
+        (measured: 20 rounds of the send sweep waited 0.95 s, 0.011 s with the push). Setting
+        ``TCP_NODELAY`` "forces an explicit flush of pending output" (Linux ``tcp(7)``);
+        clearing it again at once keeps the timed sends under Nagle, as on a default socket.
+        """
+        if self._read < self.sent:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         with self._cond:
             return self._cond.wait_for(lambda: self._read < 0 or self._read >= self.sent, timeout)
 
