@@ -10,13 +10,15 @@ is split into the three parts nbclient goes through:
 * **cells**: executing the cells, the part a learner's *Run All* waits for;
 * **shutdown**: ``shutdown_request`` until the kernel process has gone (``_async_cleanup_kernel``).
 
-Why the split: a shutdown sometimes takes 3.5 s instead of 0.1 s. That is ipykernel's (7.4),
-not the lessons': its control thread flushes stdout after the ``shutdown_request`` while the
+Why the split: a shutdown used to take 2.5-3.5 s instead of 0.1 s now and then. That was
+ipykernel's (7.4): its control thread flushes stdout after the ``shutdown_request`` while the
 main thread stops the IOPub thread that would complete the flush, so the control thread waits
-for its flush timeout until the kernel manager gives up and ends the process (stack dumps of
-slow shutdowns: 4 of 90 with an empty notebook, 8 of 48 after a lesson). One such shutdown
-adds 2.5-3.5 s to the course's total, so the table reports them apart, and the total both
-with them and with each at the usual shutdown time.
+for its flush timeout until the kernel manager gives up and terminates the process (stack
+dumps of slow shutdowns: 4 of 90 with an empty notebook, 8 of 48 after a lesson). A lesson
+kernel now waits for its control thread before that stop (``socketlessons._kernel_exit``,
+which also skips the interpreter's final garbage collection: 0.11 s per shutdown instead of
+0.3-0.4 s). The table still counts slow shutdowns apart, and gives the total both with them
+and with each at the usual shutdown time: one of them now is a regression to look into.
 
 Usage: ``python benchmarks/bench_run_all.py [--k 3] [--lessons 00,03]``; about a minute per
 round of all lessons.
@@ -120,7 +122,7 @@ def main() -> None:
         f"{args.k} runs of each of {len(lessons)} lessons, in rounds (shuffled order, seed {args.seed}); "
         "medians per lesson, and the range over the runs.",
         "total = start + cells + shutdown + nbclient's own work; cells is what a learner's Run All waits for.",
-        f"Slow kernel shutdowns (over {SLOW_SHUTDOWN_S:g} s, ipykernel's flush race: see the script's docstring): "
+        f"Slow kernel shutdowns (over {SLOW_SHUTDOWN_S:g} s: ipykernel's flush race, see the script's docstring): "
         f"{len(slow)} of {sum(len(rs) for rs in runs.values())}"
         + (f", {statistics.median(slow):.1f} s each (median)" if slow else "") + ". "
         f"The course's total per round with each of them at the usual {usual:.2f} s: "

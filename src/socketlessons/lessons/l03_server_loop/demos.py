@@ -439,7 +439,8 @@ def idle_cost(kind: str, n: int, *, active: int = 10, requests: int = 20, timeou
     note = ""
     if kind == "threaded":  # in process mode too: the pool is the machine's
         n, note = threads_to_spare(n)
-    gc.collect()
+    if mode == "thread":  # the memory measured is this kernel's: free its garbage first
+        gc.collect()  # (60 ms with matplotlib loaded; a server in its own process has none of it)
     with _server(kind, 0.0, "sleep", mode=mode) as server:  # type: ignore[arg-type]
         pid = server._process.process.pid if mode == "process" else None
         time.sleep(0.05)
