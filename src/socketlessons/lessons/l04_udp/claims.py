@@ -9,7 +9,8 @@ from __future__ import annotations
 from ...claims import Claim
 from ...measure import LoadWatch, Status, sweep
 from ...servers import UDPEchoServer
-from .demos import DATAGRAM_SIZES, datagram_timer, datagram_verdict, largest_datagram, loss_verdict, ping_series
+from .demos import (DATAGRAM_SIZES, PingPanel, datagram_timer, datagram_verdict, largest_datagram, loss_verdict,
+                    ping_series)
 
 __all__ = ["CLAIMS", "DATAGRAM_SWEEP", "PING_RUN"]
 
@@ -17,7 +18,7 @@ __all__ = ["CLAIMS", "DATAGRAM_SWEEP", "PING_RUN"]
 DATAGRAM_SWEEP = {"series": "sendto + recvfrom(k)", "repeats": 12, "budget_s": 1.0, "interleave": True,
                   "rounds": 3}
 #: The ping panel's defaults (and the lesson's first run of it).
-PING_RUN = {"count": 40, "timeout": 0.05, "loss": 0.2, "retries": 0, "jitter": 0.005}
+PING_RUN = {"count": 40, "timeout": PingPanel.TIMEOUT_S, "loss": 0.2, "retries": 0, "jitter": 0.005}
 
 
 def datagram_sizes() -> list[int]:

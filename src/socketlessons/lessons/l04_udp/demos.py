@@ -413,8 +413,12 @@ class PingPanel(LessonPanel):
     each lost one at the time it was waited for before the pinger gave up."""
 
     RUN_TIMEOUT_S = 120.0
+    #: Five times the server's largest jitter (5 ms): a reply comes later only when the machine
+    #: held it up (the verdict names those). Every lost attempt costs one timeout, so it sets the
+    #: run's length: at 50 % loss with 2 retries, 40 pings take about 1 s (2 s with 50 ms).
+    TIMEOUT_S = 0.025
 
-    def __init__(self, *, loss: float = 0.2, count: int = 40, timeout: float = 0.05, retries: int = 0,
+    def __init__(self, *, loss: float = 0.2, count: int = 40, timeout: float = TIMEOUT_S, retries: int = 0,
                  jitter: float = 0.005) -> None:
         from ..._interrupts import import_held
         from ...plots import LivePlot
