@@ -433,3 +433,16 @@ def test_gil_rounds_alternate_the_conditions():
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_gil_verdict_without_a_busy_thread_names_where_the_ends_ran_and_that_a_rerun_can_differ():
+    """Measured: pinned to one CPU either server echoes in 15-16 µs; unpinned the scheduler put
+    the process server on the client's CPU in some windows only (15-18 µs against 45-75 µs).
+    Either direction of a difference without a busy thread offers that cause, and a rerun."""
+    thread = GilResult("thread server, quiet", 50e3, 55e3, 60e3, 8.6e6, 1000, window_medians_us=(50, 52, 55, 51, 53))
+    process = GilResult("process server, quiet", 16e3, 17e3, 18e3, 2e6, 1000, server="process",
+                        window_medians_us=(16, 17, 60, 61, 18))
+    for v in (gil_verdict(thread, process), gil_verdict(process, thread)):
+        assert v.status == "contradicted" and v.rerun_helps, v
+        assert "client's CPU" in v.text and "wake the other's CPU" in v.text and "Run the trials again" in v.text, v
+        assert "GIL waits" not in v.text and "15-16" not in v.text, v  # this machine's numbers stay in the code

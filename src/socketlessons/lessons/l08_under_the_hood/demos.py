@@ -817,6 +817,15 @@ def gil_rounds(conditions: Sequence[dict[str, Any]], *, rounds: int = 5, window_
             window_medians_us=tuple(r.median_ns / 1e3 for r in rs)))
     return out
 
+#: Why two trials without a busy thread can differ whatever the server's placement, measured on
+#: the course's 2-core VM: with the kernel and both servers pinned to one CPU (``taskset -c 0``),
+#: a 1-byte echo took 15-16 µs from either server; unpinned, 45-75 µs in most 50 ms windows from
+#: either (each end wakes the other's CPU first), and 15-18 µs in 3 of 12 windows of the process
+#: server only (the scheduler had put it on the client's CPU).
+#: (The sentence gives no numbers: they are this machine's, not the learner's.)
+_PLACEMENT = ("on the client's CPU a round trip is one direct switch, on another CPU each end must first wake the "
+              "other's CPU, which can cost several times as much")
+
 #: Mean round trips that differ by at least this factor differ; within SAME they are the same;
 #: in between the run cannot say. Means, not medians: the claim is about what the waits cost
 #: in total (a 5 ms GIL wait every few hundred round trips hardly moves the median).
@@ -909,18 +918,22 @@ def gil_verdict(base: GilResult, other: GilResult) -> Verdict:
         return Verdict("confirmed", f"{head}: the same cost within ×{SAME:g} (what differed: {what}).")
     if ratio >= DIFFERENT or ratio <= 1 / DIFFERENT:
         slow, fast = (other, base) if ratio > 1 else (base, other)
+        rerun = False
         if not (other.busy or base.busy):
             if slow.server == "process" and fast.server == "thread":
                 why = ("a server in its own process means every round trip wakes a second process, and the "
-                       "operating system's scheduler decides how soon it runs")
+                       f"operating system decides where and how soon it runs: {_PLACEMENT}")
             else:
-                why = (f"the slower trial ({slow.label}) ran while something else did: another thread of this "
-                       f"kernel or another program (its slowest round trip took {slow.max_ns / 1e6:,.1f} ms)")
-            cause = f"no busy thread ran, so this is not the GIL: {why} ({_load_text()})"
+                why = (f"the slower trial ({slow.label}) ran while something else did (another thread of this "
+                       f"kernel or another program: its slowest round trip took {slow.max_ns / 1e6:,.1f} ms), or "
+                       f"the operating system ran its two ends on two CPUs and the other trial's on one: {_PLACEMENT}")
+            cause = (f"no busy thread ran, so this is not the GIL: {why} ({_load_text()}). Run the trials again: "
+                     "where the two ends run can change from one run to the next")
+            rerun = True
         else:
             cause = f"what differed: {what}"
         word = "slower" if ratio > 1 else "faster"
-        return Verdict("contradicted", f"{head}: {word}; {cause}.")
+        return Verdict("contradicted", f"{head}: {word}; {cause}.", rerun_helps=rerun)
     return Verdict("inconclusive", f"{head}: between ×{SAME:g} and ×{DIFFERENT:g}, too close to call from "
                                    f"{other.how} each ({_load_text()}); run the trials again.")
 
