@@ -141,6 +141,20 @@ def test_datagram_verdict_fits_the_10th_percentile_not_the_median():
     assert udp.datagram_plot(pts)._repr_png_().startswith(b"\x89PNG")
 
 
+def test_datagram_verdict_reads_the_low_quantile_of_a_sweep_in_rounds():
+    # sweep_rounds (the lesson's sweep) keeps the 10th percentile and the fastest batch in extra
+    pts = [Point(x, 9_000 + x, 8_000, 9_500 + x, 40, "udp", {"low": 2_000 + 0.05 * x, "min": 1_900 + 0.05 * x})
+           for x in XS]
+    assert "fixed 2.00 µs per datagram + 0.050 ns per byte" in udp.datagram_verdict(pts).text
+    assert udp.datagram_plot(pts)._repr_png_().startswith(b"\x89PNG")
+
+
+def test_datagram_sweep_in_rounds_measures_every_size_and_is_judged(no_leaks):
+    pts = udp.sweep_rounds(udp.datagram_timer(), [16, 256, 4096, 65507], budget_s=0.2)
+    assert [p.x for p in pts] == [16, 256, 4096, 65507] and all(p.extra["low"] > 0 for p in pts)
+    assert udp.datagram_verdict(pts).status == "inconclusive"  # 4 sizes: too few for a fit, whatever the times
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.floats(100, 50_000), st.floats(0.001, 1.0))
 def test_datagram_verdict_states_only_the_numbers_it_was_given(fixed, per_byte):
