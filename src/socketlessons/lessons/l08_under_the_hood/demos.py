@@ -409,19 +409,21 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
         stall_text = (f"{' and '.join(parts)}, ×{worst / max(lows_c):,.0f} or more the cost of a transfer from "
                       f"{_kib(clean[0][0])} up (a stall: {def_stall}, a timer, not copying); from {_kib(clean[0][0])} "
                       f"up fewer than a quarter stalled (upper quartiles {_span([p[3] for p in clean])})")
+    def unordered(what: str) -> Verdict:
+        return Verdict("inconclusive", (
+            (f"{stall_text[0].upper()}{stall_text[1:]}; above that" if stalled
+             else f"no transfer stalled ({def_stall});")
+            + f" {what} (10th percentiles " + ", ".join(f"{_kib(p[0])} {p[4]:,.2f}" for p in clean)
+            + f" ms per MiB): neither a cliff nor a slope. A busy machine can do that ({_load_text()}): run again."
+            + note), rerun_helps=True)
+
     if all(helps) and len(clean) >= 3:
         # "The larger the buffer, the less time per MiB" says the curve falls at every step: a
         # middle size slower than the one below it is no slope, however fast the largest was
         # (measured beside 8 busy kernels: 10th percentiles 0.60, 3.40, 0.36 ms per MiB at 64 KiB,
         # 256 KiB and 1 MiB were called a slope, because each size was beaten by SOME larger one).
         if any(b >= a for a, b in zip(lows_c, lows_c[1:])):
-            return Verdict("inconclusive", (
-                (f"{stall_text[0].upper()}{stall_text[1:]}; above that" if stalled
-                 else f"no transfer stalled ({def_stall});")
-                + " each size was beaten by a larger one, but not in order of size (10th percentiles "
-                + ", ".join(f"{_kib(p[0])} {p[4]:,.2f}" for p in clean)
-                + f" ms per MiB): neither a cliff nor a slope. A busy machine can do that ({_load_text()}): run again."
-                + note), rerun_helps=True)
+            return unordered("each size was beaten by a larger one, but not in order of size")
         med_gains = _gains([p[1] for p in clean])
         head = (f"from {_kib(clean[0][0])} to {_kib(clean[-1][0])} each size was beaten ×{min(gains):.1f} or more by "
                 f"a larger one in its fastest transfers (10th percentiles {lows_c[0]:,.2f} → {lows_c[-1]:,.2f} ms "
@@ -469,13 +471,7 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
             f"two sizes cannot tell a slope from a cliff; add larger sizes to bufsize_sizes.{note}"))
     k = helps.index(False)
     if any(helps[k:]):
-        return Verdict("inconclusive", (
-            (f"{stall_text[0].upper()}{stall_text[1:]}; above that" if stalled
-             else f"no transfer stalled ({def_stall});")
-            + " the fastest transfers got slower and faster again with the size (10th percentiles "
-            + ", ".join(f"{_kib(p[0])} {p[4]:,.2f}" for p in clean)
-            + f" ms per MiB): neither a cliff nor a slope. A busy machine can do that ({_load_text()}): run again."
-            + note), rerun_helps=True)
+        return unordered("the fastest transfers got slower and faster again with the size")
     knee, tail = clean[k], clean[k:]
     best = max(gains[k:])
     slower = max(p[4] for p in tail) / knee[4] if knee[4] > 0 else 1.0
