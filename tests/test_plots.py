@@ -70,6 +70,7 @@ def test_fit_labels():
     assert fit_label(fit_growth([1, 2, 4, 8], [2, 4, 8, 16])) == "linear, slope 1.00"
     assert fit_label(fit_growth([1, 2], [1, 2])) == "fit: too few points"
     assert fit_label(fit_affine([0, 10], [1000, 1010])).startswith("fit: 1 µs + 1 ns")
+    assert fit_label(fit_affine([0, 10], [1000, 1010]), "k").endswith("1 ns × k")  # the axis's own variable
 
 
 def test_live_plot_grows_throttles_and_renders_png():

@@ -795,9 +795,13 @@ class Affine:
     def predict(self, x: float) -> float:
         return self.fixed_ns + self.per_unit_ns * x
 
-    def __str__(self) -> str:
+    def formula(self, var: str = "x") -> str:
+        """"1.2 µs + 0.25 ns × k" for ``var="k"``: the fit in the variable its axis names."""
         sign = "−" if self.per_unit_ns < 0 else "+"
-        return f"{_fmt_ns(self.fixed_ns)} {sign} {_fmt_ns(abs(self.per_unit_ns))} × x"
+        return f"{_fmt_ns(self.fixed_ns)} {sign} {_fmt_ns(abs(self.per_unit_ns))} × {var}"
+
+    def __str__(self) -> str:
+        return self.formula()
 
 
 def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float, float]:

@@ -256,13 +256,14 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def fit_label(fit: Growth | Affine) -> str:
-    """Legend text of a fit: "linear, slope 0.98" or "1.2 µs + 0.25 ns × x"."""
+def fit_label(fit: Growth | Affine, var: str = "x") -> str:
+    """Legend text of a fit: "linear, slope 0.98" or "1.2 µs + 0.25 ns × x" (``var``: the x
+    axis's variable, e.g. "k")."""
     if isinstance(fit, Growth):
         if fit.label == "too noisy to say":
             return f"fit: too noisy to say (slope {fit.slope:.2f})" if not math.isnan(fit.slope) else "fit: too few points"
         return f"{fit.label}, slope {fit.slope:.2f}"
-    return f"fit: {fit}"
+    return f"fit: {fit.formula(var)}"
 
 
 def plot_points(

@@ -66,6 +66,8 @@ def test_exchange_arithmetic(arrivals, lost, dups, late):
 def test_rtt_summary():
     assert "loss 50%" in udp.rtt_summary([0.001, None])
     assert "all lost" in udp.rtt_summary([None, None])
+    three_of_40 = [None] * 3 + [0.001] * 37  # the loss verdict says "3 of 40 lost (8%)": the summary must agree
+    assert "3 lost (loss 8%)" in udp.rtt_summary(three_of_40), udp.rtt_summary(three_of_40)
 
 
 def test_ping_series_counts_losses_and_names_late_replies(no_leaks):

@@ -177,6 +177,23 @@ def test_tls_echo_echoes_records_and_counts_refused_handshakes(tls_pair):
     assert server.errors == []
 
 
+def test_wait_failed_handshakes_returns_each_alert_in_order(tls_pair):
+    """The lesson's cell 42 printed the first alert as if it were the second: the client raises
+    before the server's thread has read its alert. The wait is bounded and returns both, in order."""
+    server_ctx, client_ctx = tls_pair
+    with TLSEchoServer(server_ctx) as server:
+        for ctx, name in ((client_ctx, "bank.example"), (ssl.create_default_context(), "localhost")):
+            with pytest.raises(ssl.SSLCertVerificationError), socket.create_connection(server.address, timeout=5) as raw:
+                ctx.wrap_socket(raw, server_hostname=name)
+        failed = server.wait_failed_handshakes(2)
+        assert len(failed) == 2 and "BAD_CERTIFICATE" in failed[0] and "UNKNOWN_CA" in failed[1], failed
+        t0 = time.monotonic()
+        assert server.wait_failed_handshakes(3, timeout=0.2) == failed  # none more: gives up in time
+        assert time.monotonic() - t0 < 2
+        with pytest.raises(ValueError, match="n must be"):
+            server.wait_failed_handshakes(0)
+
+
 def test_tls_echo_drops_a_client_that_never_handshakes(tls_pair):
     server_ctx, _ = tls_pair
     with TLSEchoServer(server_ctx, handshake_timeout=0.2) as server, \

@@ -171,7 +171,7 @@ def datagram_plot(points: Sequence[Point], *, title: str = "") -> Shown:
         fit = fit_affine(xs, [_cost(p) for p in pts])
         grid = [xs[0] * (xs[-1] / xs[0]) ** (i / 60) for i in range(61)]
         ax.plot(grid, [fit.predict(x) / 1000 for x in grid], color=style_for(1)["color"], linestyle="--",
-                label=fit_label(fit))
+                label=fit_label(fit, "k"))
     ax.set_xscale("log")
     ticks = [x for x in (16, 256, 4096, 65536) if xs[0] <= x <= xs[-1] * 1.01] if xs else []
     ax.set_xticks(ticks, [format_bytes(t) for t in ticks])
@@ -227,14 +227,19 @@ class Exchange:
     @property
     def reordered(self) -> int:
         """Arrivals whose number is lower than one that arrived before them (first copies only)."""
+        return len(self.late_positions)
+
+    @property
+    def late_positions(self) -> list[int]:
+        """The arrival positions (1, 2, ...) of the first copies that came after a higher number."""
         seen: set[int] = set()
-        late, highest = 0, -1
-        for n in self.arrivals:
+        late, highest = [], -1
+        for pos, n in enumerate(self.arrivals, start=1):
             if n in seen:
                 continue
             seen.add(n)
             if n < highest:
-                late += 1
+                late.append(pos)
             highest = max(highest, n)
         return late
 
@@ -264,23 +269,26 @@ def numbered_exchange(address: tuple[str, int], count: int = 50, *, gap: float =
 
 
 def arrival_plot(exchange: Exchange, *, title: str = "") -> Shown:
-    """Number of each reply against its arrival position: a clean diagonal means in order, none lost."""
+    """Number of each reply against its arrival position, beside the line that every reply would
+    sit on had all come back once and in order; the reordered, duplicated and lost ones marked."""
     from ...plots import _new_figure, style_for
 
-    fig, ax = _new_figure(None, figsize=(6.4, 3.4))
-    xs = list(range(1, len(exchange.arrivals) + 1))
+    fig, ax = _new_figure(None, figsize=(6.4, 4.0))
+    late = set(exchange.late_positions)
     seen: set[int] = set()
-    dup_x, dup_y = [], []
-    for x, n in zip(xs, exchange.arrivals):
-        if n in seen:
-            dup_x.append(x)
-            dup_y.append(n)
+    first, dup, reordered = [], [], []
+    for x, n in enumerate(exchange.arrivals, start=1):
+        (dup if n in seen else reordered if x in late else first).append((x, n))
         seen.add(n)
-    ax.plot(xs, exchange.arrivals, linestyle="none", marker="o", markersize=3, color=style_for(0)["color"],
-            label="reply (first copy)")
-    if dup_x:
-        ax.plot(dup_x, dup_y, linestyle="none", marker="s", markersize=5, markerfacecolor="none",
-                color=style_for(1)["color"], label="duplicate")
+    ax.plot([1, exchange.sent], [0, exchange.sent - 1], linestyle=":", color="grey",
+            label="all back once, in order (number = position − 1)")
+    for points, marker, size, i, label in (
+            (first, "o", 3, 0, "reply, in order"),
+            (reordered, "^", 6, 3, "reply after a higher number (reordered)"),
+            (dup, "s", 5, 1, "second copy (duplicate)")):
+        if points:
+            ax.plot(*zip(*points), linestyle="none", marker=marker, markersize=size, color=style_for(i)["color"],
+                    label=label, **({"markerfacecolor": "none"} if marker == "s" else {}))
     missing = sorted(set(range(exchange.sent)) - seen)
     if missing:
         ax.plot([0.5] * len(missing), missing, linestyle="none", marker="x", color=style_for(2)["color"],
@@ -289,7 +297,7 @@ def arrival_plot(exchange: Exchange, *, title: str = "") -> Shown:
     ax.set_ylabel("datagram number")
     ax.set_title(title or str(exchange), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)  # below the axes: never over a dot
     return Shown(fig)
 
 
@@ -412,7 +420,7 @@ def rtt_summary(rtts: Sequence[float | None]) -> str:
     got = [r for r in rtts if r is not None]
     if not rtts:
         return "no pings"
-    loss = 1 - len(got) / len(rtts)
+    loss = (len(rtts) - len(got)) / len(rtts)  # not 1 - got/n: 1 - 37/40 prints 7 % where 3/40 prints 8 %
     if not got:
         return f"{len(rtts)} pings, all lost (loss 100 %)"
     ms = [r * 1000 for r in got]

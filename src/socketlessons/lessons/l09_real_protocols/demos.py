@@ -181,6 +181,8 @@ class TLSEchoServer(TCPServer):
 
     ``handshakes`` counts the completed ones; ``failed_handshakes`` keeps why the others failed
     (a client refusing the certificate sends an alert: that is no server error).
+    ``wait_failed_handshakes(n)`` waits (bounded) until n are recorded: the client raises as soon
+    as it sends its alert, before this server's thread has read it.
     """
 
     kind = "tls-echo"
@@ -195,9 +197,22 @@ class TLSEchoServer(TCPServer):
         self.context, self.handshake_timeout = context, float(handshake_timeout)
         self.handshakes = 0
         self.failed_handshakes: list[str] = []
+        self._failed = threading.Condition()
         #: ``time.monotonic()`` when the last echo was handed to the kernel (a checker compares
         #: it with when the client returned: a client that waits for a timeout shows the gap).
         self.last_echo_s: float | None = None
+
+    def wait_failed_handshakes(self, n: int, timeout: float = 2.0) -> list[str]:
+        """The failed handshakes once at least ``n`` are recorded, or after ``timeout`` seconds
+        (then fewer: print them, and the count shows what is missing)."""
+        from ...validate import count
+
+        count("n", n, low=1, high=100, unit="handshakes")
+        if not 0 < timeout <= 60:
+            raise ValueError(f"timeout must be between 0 and 60 seconds, got {timeout!r}")
+        with self._failed:
+            self._failed.wait_for(lambda: len(self.failed_handshakes) >= n, timeout)
+            return list(self.failed_handshakes)
 
     def _settings(self) -> dict[str, Any]:  # pragma: no cover - thread mode only
         raise TypeError("TLSEchoServer runs in the kernel's threads only (an SSLContext cannot be pickled)")
@@ -207,8 +222,10 @@ class TLSEchoServer(TCPServer):
         try:
             tls = self.context.wrap_socket(conn, server_side=True)  # the handshake happens here
         except (ssl.SSLError, OSError) as exc:
-            if len(self.failed_handshakes) < 100:
-                self.failed_handshakes.append(f"{type(exc).__name__}: {exc}")
+            with self._failed:
+                if len(self.failed_handshakes) < 100:
+                    self.failed_handshakes.append(f"{type(exc).__name__}: {exc}")
+                self._failed.notify_all()
             self._record("handshake failed", stats.conn, 0, type(exc).__name__)
             return
         with self._lock:  # wrap_socket moved the descriptor into `tls`: stop() must wake that one
@@ -262,8 +279,8 @@ def page_link(port: int, path: str = "/") -> PageLink:
                         "hub or Binder and your browser is on another machine, where 127.0.0.1 means your own "
                         "computer")
     return PageLink(f"http://127.0.0.1:{port}{path}", "direct",
-                    "straight from 127.0.0.1: no JUPYTERHUB_SERVICE_PREFIX, so this is a local JupyterLab and "
-                    "your browser runs on the same machine as this Jupyter kernel")
+                    "straight from 127.0.0.1: no JUPYTERHUB_SERVICE_PREFIX (no hub, no Binder), so this is "
+                    "most likely a local JupyterLab, with your browser on the same machine as this Jupyter kernel")
 
 
 def curl(url: str, *args: str, timeout: float = CURL_TIMEOUT_S) -> subprocess.CompletedProcess[bytes] | None:
@@ -388,7 +405,8 @@ def keepalive_verdict(new_rounds: Sequence[Sequence[int]], keep_rounds: Sequence
     q1, med, q3 = _quartiles(ratios)
     a, b = statistics.median(new), statistics.median(keep)
     numbers = (f"a new connection per request: {a / 1e3:.0f} µs per request ({1e9 / a:,.0f} requests/s); "
-               f"keep-alive: {b / 1e3:.0f} µs ({1e9 / b:,.0f} requests/s); per round, new / keep-alive = "
+               f"keep-alive: {b / 1e3:.0f} µs ({1e9 / b:,.0f} requests/s), medians over the rounds; "
+               f"new / keep-alive, the median of the rounds' ratios = "
                f"{med:.2f}× (IQR {q1:.2f}–{q3:.2f}×, {len(ratios)} rounds)")
     extra = (a - b) / 1e3
     where = f" ({load})" if load else ""
@@ -426,13 +444,13 @@ def handshake_verdict(plain_rounds: Sequence[Sequence[int]], tls_rounds: Sequenc
                            math.nan, math.nan)
     q1, med, q3 = _quartiles(ratios)
     a, b = statistics.median(tls), statistics.median(plain)
-    numbers = (f"plain connect: {b / 1e3:.0f} µs; TLS connect + handshake: {a / 1e3:,.0f} µs; per round, "
-               f"TLS / plain = {med:.1f}× (IQR {q1:.1f}–{q3:.1f}×, {len(ratios)} rounds)")
+    numbers = (f"plain connect: {b / 1e3:.0f} µs; TLS connect + handshake: {a / 1e3:,.0f} µs, medians over the rounds; "
+               f"TLS / plain, the median of the rounds' ratios = {med:.1f}× (IQR {q1:.1f}–{q3:.1f}×, {len(ratios)} rounds)")
     where = f" ({load})" if load else ""
     if q1 > 2:
         text = (f"confirmed: the handshake makes connect() much dearer. {numbers}. The extra {(a - b) / 1e3:,.0f} µs "
                 "are mostly the handshake's public-key arithmetic (signing and verifying), plus one more round "
-                "trip of messages (cheap on loopback): the seed's 'connect() is O(1) + network latency' now "
+                "trip of messages (cheap on loopback): the reference's 'connect() is O(1) + network latency' now "
                 "has a large constant.")
         status = "confirmed"
     elif q3 < 1.2:
