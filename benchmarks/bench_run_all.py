@@ -83,6 +83,37 @@ def run_lesson(path: Path) -> dict[str, float]:
     return {"total": time.perf_counter() - t0, **spent}
 
 
+def echo_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
+    """This machine's speed at what the lessons do most: the median 1-byte echo round trip (µs)
+    between this thread and a raw echo thread on loopback, as ``bench_servers.py``'s "raw echo,
+    thread" row measures it. Run All's socket-bound cells scale with it, so a table of lesson
+    times means little without it (one VM instance of this course's machine measured 12.1 µs,
+    a later one 31 µs, and its Run All took 72 s instead of 42 s)."""
+    import socket
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        def echo() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        with socket.create_connection(srv.getsockname(), timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter_ns()
+                for _ in range(per_round):
+                    sock.send(b"x")
+                    sock.recv(1)
+                times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
+        thread.join(timeout=5)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=3, help="runs of every lesson")
@@ -93,6 +124,7 @@ def main() -> None:
     lessons = [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not wanted or p.name[:2] in wanted]
     if not lessons:
         sys.exit(f"no lesson notebook matches {args.lessons!r}")
+    speed_before = echo_rtt_us()
     rng = random.Random(args.seed)
     runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in lessons}
     for k in range(args.k):
@@ -101,6 +133,8 @@ def main() -> None:
         for path in order:
             runs[path.name].append(run_lesson(path))
         print(f"round {k + 1}/{args.k} done", flush=True)
+
+    speed_after = echo_rtt_us()
 
     def median(name: str, part: str) -> float:
         return statistics.median(r.get(part, 0.0) for r in runs[name])
@@ -127,6 +161,8 @@ def main() -> None:
         + (f", {statistics.median(slow):.1f} s each (median)" if slow else "") + ". "
         f"The course's total per round with each of them at the usual {usual:.2f} s: "
         + ", ".join(f"{t:.1f}" for t in without) + f" s (median {statistics.median(without):.1f} s).",
+        f"This machine's speed (``echo_rtt_us``: a raw 1-byte echo round trip on loopback, thread to thread): "
+        f"{speed_before:.1f} µs before the runs, {speed_after:.1f} µs after; the socket-bound cells scale with it.",
     ]
     report("run_all", "Run All: each lesson in a fresh kernel, as nbmake runs it", rows, notes=notes, by_make=False,
            columns=("lesson", "total (s)", "cells (s)", "kernel start (s)", "shutdown (s)", "range of totals (s)"))

@@ -402,3 +402,17 @@ def test_a_put_off_redraw_happens_when_the_cell_ends_in_a_real_kernel():
     assert texts[1].strip() == "1 True"  # drawn once, when the cell ended
     images = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1  # the display, updated in place
+
+
+def test_an_affine_fit_with_a_negative_fixed_cost_stays_on_a_log_axis():
+    """Lesson 06's panel: recv(1) fitted as −212 µs + 6 µs × size. On a log y axis the part of
+    the line far below every point (and below zero) is left out instead of diving off the plot."""
+    from socketlessons.measure import Affine
+    from socketlessons.plots import plot_points
+
+    xs = [16, 64, 256, 1024, 4096]
+    pts = [Point(x, 6e3 * x, 6e3 * x, 6e3 * x, 5, "recv(1)") for x in xs]
+    fig = plot_points(pts, logx=True, logy=True, fits={"recv(1)": Affine(-212e3, 6e3, 0.99)})
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("fit:")][0]
+    assert min(line.get_ydata()) >= 0.5 * 6 * 16  # half the smallest point, in µs
+    assert max(line.get_xdata()) == pytest.approx(4096)

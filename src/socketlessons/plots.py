@@ -317,7 +317,8 @@ def plot_points(
         entries.append((handle, label))
         fit = fits.get(name)
         if fit is not None and len(xs) >= 2:
-            line = _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx)
+            floor = 0.5 * min(y for y in ys if y > 0) if logy and any(y > 0 for y in ys) else None
+            line = _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx, floor)
             if line is not None:
                 entries.append((line, line.get_label()))
     _decorate(ax, title, xlabel, ylabel, logx, logy, legend=False)
@@ -349,7 +350,11 @@ def plot_ratio(points: Sequence[Point], *, ax: Axes | None = None, title: str = 
 
 
 def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scale: float, st: dict[str, Any],
-              logx: bool) -> Any:
+              logx: bool, floor: float | None = None) -> Any:
+    """The fit as a line over ``x_range``. ``floor`` (log y axes): leave out the part below it (half
+    the series' smallest point). An affine fit with a negative fixed cost (its line, drawn back
+    towards size 0, crosses zero) would otherwise dive off a log axis; where its line lies that
+    far below every point it describes nothing that was measured."""
     x0, x1 = x_range
     if logx and x0 > 0:
         grid = [x0 * (x1 / x0) ** (i / 49) for i in range(50)]
@@ -358,6 +363,11 @@ def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scal
     if isinstance(fit, Growth) and (math.isnan(fit.slope) or fit.label == "step"):
         return None
     ys = [fit.predict(x) * scale for x in grid]
+    if floor is not None:
+        kept = [(x, y) for x, y in zip(grid, ys) if y >= floor]
+        if len(kept) < 2:
+            return None
+        grid, ys = [x for x, _ in kept], [y for _, y in kept]
     return ax.plot(grid, ys, color=st["color"], linestyle=st["linestyle"], linewidth=1.5, label=fit_label(fit))[0]
 
 

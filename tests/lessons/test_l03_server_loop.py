@@ -308,3 +308,14 @@ def test_loop_panel_says_when_a_run_will_not_fit_the_budget():
     assert "beyond the" in panel.status.value
     panel.stop()
     assert panel._run.wait(60)
+
+
+def test_the_wait_fit_legend_names_its_model_not_a_formula():
+    """The legend of the waits plot says "a queue, +5.00 ms per client", the words the verdict
+    uses; a change to plots.fit_label once turned it into "−152 µs + 5.54 ms × x"."""
+    from socketlessons.measure import Point
+    from socketlessons.plots import fit_label
+
+    pts = [Point(n, n * 5e6, n * 5e6, n * 5e6, 3, "seq") for n in (1, 2, 4, 8)]
+    line = loop._fit_line(pts, 0.005)
+    assert fit_label(line) == "fit: a queue, +5.00 ms per client", fit_label(line)

@@ -53,7 +53,7 @@ def test_lesson07_runs_and_skips_cleanly_without_ipv6():
     assert "IPv6 is not available on this machine" in text
     assert "IPv6 skipped: nothing to compare." in text
     assert "accepted, peer" not in text and "IPv4-mapped" not in text  # the dual-stack cells skipped
-    assert "refined: 10 of the seed's 10 calls" in text
+    assert "refined: 10 of the reference's 10 calls" in text
 
 
 # ---- verdicts on synthetic inputs ----------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_the_one_thread_echo_carries_every_byte_both_ways(no_leaks):
 
 def test_seed_claim_verdict_follows_what_the_python2_call_did():
     refined = ipv6.seed_claim_verdict("TypeError: a bytes-like object is required, not 'str'")
-    assert refined.status == "refined" and "10 of the seed's 10 calls" in refined.text, refined
+    assert refined.status == "refined" and "10 of the reference's 10 calls" in refined.text, refined
     assert "create_server(), has_dualstack_ipv6() (3.8)" in refined.text
     assert ipv6.seed_claim_verdict("sent").status == "confirmed"
 

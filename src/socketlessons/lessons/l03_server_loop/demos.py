@@ -675,7 +675,7 @@ class StepLine(Affine):
     def predict(self, x: float) -> float:
         return max(super().predict(x), 1e3)  # a log axis cannot show zero or less
 
-    def __str__(self) -> str:
+    def formula(self, var: str = "x") -> str:  # str() and the legend (plots.fit_label) both read this
         return f"{self.model}, +{self.per_unit_ns / 1e6:.2f} ms per client"
 
 

@@ -107,9 +107,9 @@ CLAIMS = [
           why="the blocking callback returns only after the server's 0.3 s delay, while starting a thread or a "
               "task returns in well under a millisecond",
           run=_blocking_freezes_the_kernel),
-    Claim(lesson="l05_best_practices", name="asyncio.gather: 8 clients take about one delay, not 8",
+    Claim(lesson="l05_best_practices", name="asyncio.gather: 8 clients take a few delays at most, not 8",
           truth="confirmed",
-          why="the server serves connections concurrently, so 8 waits of 10 ms overlap into about one, while "
+          why="the server serves connections concurrently, so 8 waits of 10 ms overlap into one or a few, while "
               "one after another they add up to 80 ms",
           run=_gather_overlaps_the_waits),
     Claim(lesson="l05_best_practices", name="one after another, each added client adds one server delay",

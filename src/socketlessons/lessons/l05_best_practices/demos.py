@@ -472,7 +472,7 @@ def concurrency_verdict(label: str, sequential_s: float, concurrent_s: float, n:
     ratio = sequential_s / max(concurrent_s, 1e-9)
     need = max(CONCURRENCY_RATIO, n / 4)
     head = (f"{label}: {n} requests one after another took {sequential_s:.3f} s "
-            f"(≈ {n} × {delay_s:g} s = {n * delay_s:.3f} s); all at once took {concurrent_s:.3f} s")
+            f"(at least {n} × {delay_s:g} s = {n * delay_s:.3f} s); all at once took {concurrent_s:.3f} s")
     if served_at_once is not None:
         head += f"; the server had {served_at_once} in progress at once"
     if ratio >= need:
@@ -534,7 +534,8 @@ def waits_verdict(label: str, expected: str, points: Sequence[Point], delay_s: f
             f"{label}: inconclusive: {measured}, between {OVERLAPS} (overlap) and {ADDS_UP} (add up). A busy machine "
             f"({machine_load()}) makes each connection cost more; a longer server delay makes the waits "
             "dominate (run again with a larger delay)."))
-    rest = (" What little it rose is each client's own connection and handshake, not the waits."
+    rest = (" What little it rose is each client's own set-up (its connection, the server's thread for it, the "
+            "scheduling of both), not the waits."
             if seen == "overlap" and per_client_s > 0 else "")
     if seen == expected:
         return Verdict("confirmed", f"{label}: confirmed, the waits {seen}: {measured}.{rest}")

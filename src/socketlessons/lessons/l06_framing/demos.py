@@ -362,7 +362,7 @@ _CONFIG_OPS = frozenset({"settimeout", "setblocking", "setsockopt"})
 
 
 #: The claim: one system call per byte makes recv(1) at least this many times slower than a
-#: buffered reader for the same line. At 4 KiB a system call costs ~0.3-1 µs per byte against a
+#: buffered reader for the same line. At 4 KiB a system call costs ~0.3-4 µs per byte (VMs differ) against a
 #: few µs for the whole line buffered, so the real ratio is in the hundreds; 10× leaves room for
 #: a busy machine, which slows both readers.
 READER_RATIO = 10.0

@@ -171,7 +171,8 @@ def seed_claim_verdict(python2_result: str) -> Verdict:
     improved = [n for n in VERSION_NOTES if n.ipv6]
     here = [n for n in improved if n.available()]
     listed = ", ".join(f"{n.feature} ({n.version})" for n in here) or "none"
-    same = (f"{len(calls)} of the seed's {len(SEED_CALLS)} calls exist under the same names"
+    same = (f"{len(calls)} of the reference's {len(SEED_CALLS)} calls ({', '.join(SEED_CALLS)}) exist under the same "
+            "names"
             + (f" (missing: {', '.join(missing)})" if missing else ""))
     if missing:
         return Verdict("contradicted", f"not the same: {same}.")
