@@ -90,27 +90,18 @@ def echo_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
     times means little without it (one VM instance of this course's machine measured 12.1 µs,
     a later one 31 µs, and its Run All took 72 s instead of 42 s)."""
     import socket
-    import threading
 
-    with socket.create_server(("127.0.0.1", 0)) as srv:
-        def echo() -> None:
-            conn, _ = srv.accept()
-            with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
+    from bench_servers import raw_echo, raw_in_thread  # the same raw server as its "raw echo, thread" row
 
-        thread = threading.Thread(target=echo, daemon=True)
-        thread.start()
-        with socket.create_connection(srv.getsockname(), timeout=5) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter_ns()
-                for _ in range(per_round):
-                    sock.send(b"x")
-                    sock.recv(1)
-                times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
-        thread.join(timeout=5)
+    with raw_in_thread(raw_echo) as address, socket.create_connection(address, timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter_ns()
+            for _ in range(per_round):
+                sock.send(b"x")
+                sock.recv(1)
+            times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
     return statistics.median(times)
 
 

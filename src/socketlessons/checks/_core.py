@@ -84,8 +84,9 @@ GENERATOR_HINT = ("your function contains `yield`, so calling it returns a gener
 #: an idle core uses 100 %, but at load 9 on 2 cores a spinner polling a non-blocking connect
 #: was measured at 11 % (0.056 s of CPU in 0.53 s), while at load 23 a correct reader taking 7
 #: bytes per recv used 9 % (0.04 s in 0.40 s). A correct answer must never fail, so the bar sits
-#: just above that: 10 % and 0.05 s (at that load; see BUSY_SHARE_OF_AVAILABLE). Checkers whose peer can count the learner's calls (lessons
-#: 01 and 03 count recv/send/accept calls that found nothing to do) catch spinning at any load.
+#: just above that: 10 % and 0.05 s (at that load; see BUSY_SHARE_OF_AVAILABLE). Checkers whose
+#: peer can count the learner's calls (lessons 01 and 03 count recv/send/accept calls that found
+#: nothing to do) catch spinning at any load.
 #: The count sees only the learner's function as run by ``call()``: a checker that runs the
 #: learner's server in a thread of its own should run it through ``call()`` in that thread.
 BUSY_MIN_WALL_S = 0.1  # a spinner needs no long wait to show: 0.05 s of CPU is the real bar

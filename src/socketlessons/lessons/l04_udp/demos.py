@@ -37,8 +37,8 @@ from ..l01_client.demos import cost as _rounds_cost
 from ..l01_client.demos import sweep_rounds
 
 __all__ = ["DATAGRAM_SIZES", "Exchange", "PingPanel", "PingRun", "arrival_plot", "binomial_range", "datagram_plot",
-           "DATAGRAM_BUDGET_S", "datagram_timer", "datagram_verdict", "largest_datagram", "loss_verdict", "numbered_exchange",
-           "ping_series", "port_nobody_uses", "rtt_summary", "sweep_rounds", "udp_pair"]
+           "DATAGRAM_BUDGET_S", "datagram_timer", "datagram_verdict", "largest_datagram", "loss_verdict",
+           "numbered_exchange", "ping_series", "port_nobody_uses", "rtt_summary", "sweep_rounds", "udp_pair"]
 
 #: How long a probe waits for a datagram on loopback before calling it lost.
 PROBE_WAIT_S = 0.5
@@ -163,7 +163,8 @@ def datagram_plot(points: Sequence[Point], *, title: str = "") -> Shown:
     xs, ys = [p.x for p in pts], [_cost(p) / 1000 for p in pts]
     fig, ax = _new_figure(None)
     st = style_for(0)
-    lo = [max(0.0, y - (_fastest(p) / 1000 if not math.isnan(_fastest(p)) else y)) for p, y in zip(pts, ys)]
+    fastest = [_fastest(p) / 1000 for p in pts]
+    lo = [max(0.0, y - (f if not math.isnan(f) else y)) for f, y in zip(fastest, ys)]
     hi = [max(0.0, p.median_ns / 1000 - y) for p, y in zip(pts, ys)]
     ax.errorbar(xs, ys, yerr=[lo, hi], color=st["color"], marker=st["marker"], linestyle="none", capsize=3,
                 markersize=5, label="10th percentile of batches (bar: fastest to median)")

@@ -19,7 +19,7 @@ def _recv1_costs_more() -> Status:
 
 CLAIMS = [
     Claim(lesson="l06_framing", name="recv(1) per byte costs >= 10x a buffered line reader", truth="confirmed",
-          why="recv(1) makes one system call per byte (0.3-4 µs each on the VMs measured) where the buffered reader makes one per "
-              "64 KiB, so a 4 KiB line costs hundreds of times more",
+          why="recv(1) makes one system call per byte (0.3-4 µs each on the VMs measured) where the buffered "
+              "reader makes one per 64 KiB, so a 4 KiB line costs hundreds of times more",
           run=_recv1_costs_more),
 ]
