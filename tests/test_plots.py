@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from socketlessons.measure import Point, fit_affine, fit_growth, summarize
 from socketlessons.plots import (
+    axis_variable,
     PALETTE,
     LivePlot,
     fit_label,
@@ -71,6 +72,18 @@ def test_fit_labels():
     assert fit_label(fit_growth([1, 2], [1, 2])) == "fit: too few points"
     assert fit_label(fit_affine([0, 10], [1000, 1010])).startswith("fit: 1 µs + 1 ns")
     assert fit_label(fit_affine([0, 10], [1000, 1010]), "k").endswith("1 ns × k")  # the axis's own variable
+
+
+@pytest.mark.parametrize("xlabel,var", [("payload k (bytes)", "k"), ("clients (N)", "N"), ("clients N", "N"),
+                                        ("message size (bytes)", "bytes"), ("connections already open", "connections"),
+                                        ("", "x")])
+def test_an_affine_fit_in_a_plot_is_written_in_its_axis_variable(xlabel, var):
+    assert axis_variable(xlabel) == var
+    xs = (1, 2, 4, 8)
+    points = [Point.from_timing(x, summarize([1000.0 + 10 * x] * 3), "s") for x in xs]
+    fig = plot_points(points, xlabel=xlabel, fits={"s": fit_affine(xs, [1000 + 10 * x for x in xs])})
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert f"fit: 1 µs + 10 ns × {var}" in labels, labels
 
 
 def test_live_plot_grows_throttles_and_renders_png():

@@ -142,3 +142,17 @@ def test_progress_refuses_a_file_that_is_not_a_notebook(tmp_path):
     out = subprocess.run([sys.executable, "-m", "socketlessons", "progress", str(bad)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "not a readable notebook" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_progress_reads_verdicts_saved_before_and_after_the_dash(tmp_path):
+    """Notebooks saved before the verdict line changed ("passed." then "passed —") still count."""
+    from socketlessons.progress import verdicts_in
+
+    nb = nbformat.v4.new_notebook()
+    lines = ["✅ recv_exactly: passed. it works", "❌ send_all: not yet. sent 3 of 8 bytes",
+             "✅ fetch: passed — it works", "❌ serve_once: not yet — no reply"]
+    nb.cells = [nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("stream", name="stdout", text=line)])
+                for line in lines]
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    assert verdicts_in(path) == {"recv_exactly": True, "send_all": False, "fetch": True, "serve_once": False}

@@ -77,6 +77,7 @@ __all__ = [
     "Timing",
     "Verdict",
     "busy_kernel_note",
+    "fmt_slope",
     "estimates",
     "find_step",
     "gil_handover",
@@ -781,7 +782,7 @@ class Growth:
         return self.x_ratio**self.slope if not math.isnan(self.slope) else math.nan
 
     def __str__(self) -> str:
-        return f"{self.label}, slope {self.slope:.2f}"
+        return f"{self.label}, slope {fmt_slope(self.slope)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -828,6 +829,13 @@ def _check_xy(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], li
     if not all(math.isfinite(v) for v in (*xs, *ys)):
         raise ValueError("xs and ys must be finite numbers (no NaN or infinity): re-measure the point that gave it")
     return xs, ys
+
+
+def fmt_slope(slope: float, error: float | None = None) -> str:
+    """A log-log slope to two decimals (``"0.00"``, never ``"-0.00"``), with its ``± error``."""
+    text = f"{slope:.2f}"
+    text = "0.00" if text == "-0.00" else text
+    return text if error is None else f"{text} ± {error:.2f}"
 
 
 def _fmt_x(x: float) -> str:
@@ -909,16 +917,16 @@ def fit_growth(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 3,
     label = next(name for lo, hi, name in _BANDS if lo <= slope < hi)
     if err > MAX_SLOPE_UNCERTAINTY:
         return Growth(label="too noisy to say", reason="scatter",
-                      note=f"slope {slope:.2f} ± {err:.2f}: the points scatter too much to name the growth (R² {r2:.2f})",
+                      note=f"slope {fmt_slope(slope, err)}: the points scatter too much to name the growth (R² {r2:.2f})",
                       **fit)
     if slope < -0.15:
         return Growth(label="too noisy to say", reason="shrinking",
-                      note=f"slope {slope:.2f}: the time shrinks as x grows, which no claim predicts; check the measurement",
+                      note=f"slope {fmt_slope(slope)}: the time shrinks as x grows, which no claim predicts; check the measurement",
                       **fit)
     if label == "constant":
         fitted = ratio**slope
         if fitted > max_rise:
-            return Growth(label="sub-linear", note=f"slope {slope:.2f} looks flat, but over x's {ratio:,.0f}× range "
+            return Growth(label="sub-linear", note=f"slope {fmt_slope(slope)} looks flat, but over x's {ratio:,.0f}× range "
                           f"the fitted line rises {fitted:.3g}×: the time grows", **fit)
         if fitted < 1 / max_rise:
             return Growth(label="too noisy to say", reason="shrinking",
@@ -926,7 +934,7 @@ def fit_growth(xs: Sequence[float], ys: Sequence[float], *, min_points: int = 3,
                                "as x grows, which no claim predicts; check the measurement", **fit)
         if not 1 / max_rise <= rise <= max_rise:
             return Growth(label="too noisy to say", reason="rise",
-                          note=f"the fit is flat (slope {slope:.2f}) but the largest sizes took {rise:.3g}× the time "
+                          note=f"the fit is flat (slope {fmt_slope(slope)}) but the largest sizes took {rise:.3g}× the time "
                                "of the smallest: neither constant nor one growth", **fit)
     return Growth(label=label, **fit)
 
@@ -1155,8 +1163,8 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
             ok, excluded = _consistent_despite_scatter(expected, growth, MAX_FLAT_RISE)
             if ok:
                 rules_out = f"; its 95 % range rules out {' and '.join(excluded)}" if excluded else ""
-                return Verdict("confirmed", f"{claim}: confirmed, measured slope {growth.slope:.2f} ± "
-                                            f"{growth.slope_error:.2f} on a log-log scale ({expected}), though the points "
+                return Verdict("confirmed", f"{claim}: confirmed, measured slope "
+                                            f"{fmt_slope(growth.slope, growth.slope_error)} on a log-log scale ({expected}), though the points "
                                             f"scatter (R² {growth.r2:.2f}){rules_out}.", growth=growth, load=load)
             near, excluded = _refined_despite_scatter(expected, growth)
             if near:
@@ -1164,13 +1172,13 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
                 why = (explain or {}).get("lower" if lower else "higher") or _EXPLAIN.get((expected, near), "")
                 rules_out = f"; its 95 % range rules out {' and '.join(excluded)}" if excluded else ""
                 tail = f"; {why}" if why else ""
-                return Verdict("refined", f"{claim}: refined, measured slope {growth.slope:.2f} ± "
-                                          f"{growth.slope_error:.2f} on a log-log scale ({near}), though the points "
+                return Verdict("refined", f"{claim}: refined, measured slope "
+                                          f"{fmt_slope(growth.slope, growth.slope_error)} on a log-log scale ({near}), though the points "
                                           f"scatter (R² {growth.r2:.2f}){rules_out}{tail}.", growth=growth, load=load)
             far, names = _outside_despite_scatter(expected, growth)
             if far:
-                return Verdict("contradicted", f"{claim}: contradicted, measured slope {growth.slope:.2f} ± "
-                                               f"{growth.slope_error:.2f} on a log-log scale, though the points scatter "
+                return Verdict("contradicted", f"{claim}: contradicted, measured slope "
+                                               f"{fmt_slope(growth.slope, growth.slope_error)} on a log-log scale, though the points scatter "
                                                f"(R² {growth.r2:.2f}): its whole 95 % range lies outside "
                                                f"{' and '.join(names)}.", growth=growth, load=load)
         why = growth.note or "the fit is too poor"
@@ -1191,12 +1199,12 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
             return Verdict("confirmed", f"{claim}: confirmed, {cliff}, as the claim says.", growth=growth, load=load)
         return Verdict("contradicted", f"{claim}: contradicted, {cliff}: a cliff, not {expected}.",
                        growth=growth, load=load)
-    measured = f"measured slope {growth.slope:.2f} ± {growth.slope_error:.2f} on a log-log scale ({growth.label})"
+    measured = f"measured slope {fmt_slope(growth.slope, growth.slope_error)} on a log-log scale ({growth.label})"
     if growth.label == expected:
         extra = ""
         if expected == "constant" and not math.isnan(growth.rise):
             extra = f"; the largest sizes took {growth.rise:.2f}× the time of the smallest"
-        return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says ({expected}){extra}.",
+        return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says{extra}.",
                        growth=growth, load=load)
     band = next((name for lo, hi, name in _BANDS if lo <= growth.slope < hi), growth.label)
     # Neighbours refine, but only when the slope itself lies in one of the two bands (a slope of

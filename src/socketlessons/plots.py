@@ -57,6 +57,7 @@ import base64
 import dataclasses
 import io
 import math
+import re
 import threading
 import time
 import weakref
@@ -65,7 +66,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._interrupts import held_interrupts
-from .measure import Affine, Growth, Point
+from .measure import Affine, Growth, Point, fmt_slope
 
 with held_interrupts():  # matplotlib's first import, stopped half way by ■, breaks it until a restart
     from matplotlib.axes import Axes
@@ -256,13 +257,26 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def axis_variable(xlabel: str) -> str:
+    """The variable an x label names, for a fit's formula: "k" in "payload k (bytes)", "N" in
+    "clients (N)", "bytes" for any other label in bytes, else its first word ("x" if none). A
+    legend then reads "12 µs + 0.3 µs × N" under an axis called N, not "… × x"."""
+    letter = re.findall(r"(?<![\w.])([A-Za-z])(?![\w.])", xlabel)
+    if letter:
+        return letter[0]
+    if "byte" in xlabel:
+        return "bytes"
+    words = re.findall(r"[A-Za-z]+", xlabel)
+    return words[0] if words else "x"
+
+
 def fit_label(fit: Growth | Affine, var: str = "x") -> str:
     """Legend text of a fit: "linear, slope 0.98" or "1.2 µs + 0.25 ns × x" (``var``: the x
     axis's variable, e.g. "k")."""
     if isinstance(fit, Growth):
         if fit.label == "too noisy to say":
-            return f"fit: too noisy to say (slope {fit.slope:.2f})" if not math.isnan(fit.slope) else "fit: too few points"
-        return f"{fit.label}, slope {fit.slope:.2f}"
+            return f"fit: too noisy to say (slope {fmt_slope(fit.slope)})" if not math.isnan(fit.slope) else "fit: too few points"
+        return f"{fit.label}, slope {fmt_slope(fit.slope)}"
     return f"fit: {fit.formula(var)}"
 
 
@@ -280,6 +294,7 @@ def plot_points(
     fit_ranges: dict[str, tuple[float, float]] | None = None,
     ymin: float | None = None,
     references: Sequence[Reference] = (),
+    fit_var: str | None = None,
 ) -> Figure:
     """Draw sweep points (median with an IQR error bar), one style per series; return the figure.
 
@@ -288,7 +303,8 @@ def plot_points(
     fitted) with its label in the legend. An x axis in bytes on a log scale is labelled
     ``1 B``, ``1 KiB``, ``1 MiB``. ``ymin=0`` starts a linear time axis at zero, so a
     difference of a few percent does not fill the whole height of the plot. ``references`` are
-    named lines (``Reference``) drawn over the data and listed last in the legend.
+    named lines (``Reference``) drawn over the data and listed last in the legend. ``fit_var``:
+    the variable an affine fit's formula uses (default: ``axis_variable(xlabel)``).
 
     A series' style follows its name (``style_for_series``); each fit's legend entry follows its
     series'; the legend goes where it covers no data (or outside); see the module docstring.
@@ -318,7 +334,8 @@ def plot_points(
         fit = fits.get(name)
         if fit is not None and len(xs) >= 2:
             floor = 0.5 * min(y for y in ys if y > 0) if logy and any(y > 0 for y in ys) else None
-            line = _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx, floor)
+            line = _draw_fit(ax, fit, (fit_ranges or {}).get(name, (min(xs), max(xs))), scale, st, logx, floor,
+                             fit_var or axis_variable(xlabel))
             if line is not None:
                 entries.append((line, line.get_label()))
     _decorate(ax, title, xlabel, ylabel, logx, logy, legend=False)
@@ -350,7 +367,7 @@ def plot_ratio(points: Sequence[Point], *, ax: Axes | None = None, title: str = 
 
 
 def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scale: float, st: dict[str, Any],
-              logx: bool, floor: float | None = None) -> Any:
+              logx: bool, floor: float | None = None, var: str = "x") -> Any:
     """The fit as a line over ``x_range``. ``floor`` (log y axes): leave out the part below it (half
     the series' smallest point). An affine fit with a negative fixed cost (its line, drawn back
     towards size 0, crosses zero) would otherwise dive off a log axis; where its line lies that
@@ -368,7 +385,7 @@ def _draw_fit(ax: Axes, fit: Growth | Affine, x_range: tuple[float, float], scal
         if len(kept) < 2:
             return None
         grid, ys = [x for x, _ in kept], [y for _, y in kept]
-    return ax.plot(grid, ys, color=st["color"], linestyle=st["linestyle"], linewidth=1.5, label=fit_label(fit))[0]
+    return ax.plot(grid, ys, color=st["color"], linestyle=st["linestyle"], linewidth=1.5, label=fit_label(fit, var))[0]
 
 
 def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str, logx: bool, logy: bool, legend: bool = True) -> None:

@@ -1,7 +1,7 @@
 """Who passed which exercise: read from the students' saved notebooks.
 
-Every checker cell displays its verdict (``✅ recv_exactly: passed. …`` or ``❌ recv_exactly: not
-yet. …``), and JupyterLab saves that output with the notebook. ``python -m socketlessons progress
+Every checker cell displays its verdict (``✅ recv_exactly: passed — …`` or ``❌ recv_exactly: not
+yet — …``), and JupyterLab saves that output with the notebook. ``python -m socketlessons progress
 PATH…`` reads those outputs from saved notebooks, a folder per student (a hub's home folders, an
 nbgrader ``submitted/`` folder, or copies collected by hand), and prints one row per student:
 ``✅`` passed, ``❌`` tried and not yet, ``·`` never run. Nothing is sent anywhere; the notebooks
@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["Progress", "read_progress"]
 
-VERDICT = re.compile(r"^(✅|❌) ([A-Za-z_][A-Za-z0-9_]*): (passed|not yet)\.", re.MULTILINE)
+# " —" since 2026-12; "." before: notebooks saved by either version are read.
+VERDICT = re.compile(r"^(✅|❌) ([A-Za-z_][A-Za-z0-9_]*): (passed|not yet)(?:\.| —)", re.MULTILINE)
 
 
 class Progress(dict[str, dict[str, bool]]):

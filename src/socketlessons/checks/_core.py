@@ -164,8 +164,9 @@ class CheckResult:
 
     def __str__(self) -> str:
         if self.passed:
-            return f"✅ {self.exercise}: passed. {self.message}"
-        text = f"❌ {self.exercise}: not yet. {self.message}"
+            return f"✅ {self.exercise}: passed — {self.message}"
+        # A dash, not a full stop: messages begin with a lowercase word or a code name.
+        text = f"❌ {self.exercise}: not yet — {self.message}"
         return f"{text}\n   Hint: {self.hint}" if self.hint else text
 
     __repr__ = __str__
@@ -176,7 +177,7 @@ class CheckResult:
         hint = f"<br><b>Hint:</b> {html.escape(self.hint)}" if self.hint and not self.passed else ""
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 8px">'
-            f"<b>{html.escape(self.exercise)}: {head}.</b> {html.escape(self.message)}{hint}</div>"
+            f"<b>{html.escape(self.exercise)}: {head}</b> — {html.escape(self.message)}{hint}</div>"
         )
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ...addresses import Address, check_loopback_host, family_of
-from ...measure import Growth, Point, Verdict, compare, fit_affine, fit_growth, quantile_interval
+from ...measure import Growth, Point, Verdict, compare, fit_affine, fit_growth, fmt_slope, quantile_interval
 from ...servers import ConnectionStats, TCPServer
 
 __all__ = [
@@ -560,7 +560,7 @@ def socket_verdict(points: Sequence[Point]) -> Verdict:
                        f"{_why_inconclusive(growth, points, 'hold a wider range of connections open')}.")
     lo, hi = min(points, key=lambda p: p.x), max(points, key=lambda p: p.x)
     span = (f"{_fmt_ns(cost(lo))} with {lo.x:,.0f} open, {_fmt_ns(cost(hi))} with {hi.x:,.0f} open "
-            f"({_fmt_ratio(cost(hi) / cost(lo))}; slope {growth.slope:.2f} ± {growth.slope_error:.2f} on a log-log scale)")
+            f"({_fmt_ratio(cost(hi) / cost(lo))}; slope {fmt_slope(growth.slope, growth.slope_error)} on a log-log scale)")
     if growth.label == "constant":
         return Verdict("confirmed", f"{claim}: confirmed, {span}: it does not grow with the connections open.")
     status = compare(claim, "constant", growth).status
@@ -584,15 +584,15 @@ def connect_verdict(socket_ns: float, connect_ns: float, rtt_ns: float, by_open:
     if growth.label == "constant":
         return Verdict("confirmed", f"connect() is O(1) + latency: confirmed. {base}; with up to "
                                     f"{most:,.0f} connections open it stays flat ({span}; slope "
-                                    f"{growth.slope:.2f} ± {growth.slope_error:.2f}), so the snippet's 'O(n)' is "
+                                    f"{fmt_slope(growth.slope, growth.slope_error)}), so the snippet's 'O(n)' is "
                                     "refined: no n that grows, only the latency of one round trip.")
     if growth.label == "too noisy to say":
         why = _why_inconclusive(growth, by_open, "hold a wider range of connections open")
         return Verdict("inconclusive", f"connect() is O(1) + latency: inconclusive. {base}; against the "
                                        f"connections open: {why}.")
     return Verdict("refined", f"connect() is O(1) + latency: refined. {base}; against the connections open "
-                              f"it grew ({span}; {growth.label}, slope {growth.slope:.2f} ± "
-                              f"{growth.slope_error:.2f}): more open connections made each connect cost more.")
+                              f"it grew ({span}; {growth.label}, slope "
+                              f"{fmt_slope(growth.slope, growth.slope_error)}): more open connections made each connect cost more.")
 
 
 #: The send sweep of lessons 00 and 01: small sizes (×4) show the fixed cost per call, large
@@ -652,7 +652,7 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
     if growth.label == "too noisy to say":
         return (Verdict("inconclusive", f"{claim}: inconclusive, {_why_inconclusive(growth, big, '')}."),
                 measured, growth)
-    slope = f"slope {growth.slope:.2f} ± {growth.slope_error:.2f} on a log-log scale over {len(big)} sizes from " \
+    slope = f"slope {fmt_slope(growth.slope, growth.slope_error)} on a log-log scale over {len(big)} sizes from " \
             f"{_fmt_bytes(xs[0])} to {_fmt_bytes(xs[-1])}"
     first, last = ys[0] / xs[0], ys[-1] / xs[-1]
     if growth.label == "linear":
@@ -716,7 +716,7 @@ def recv_verdicts(by_bufsize: Sequence[Point], one_recv: Sequence[Point],
     size_ratio, time_ratio = hi.x / lo.x, cost(hi) / cost(lo)
     detail = (f"With one byte waiting, the buffer grew {size_ratio:,.0f}× ({_fmt_bytes(lo.x)} to "
               f"{_fmt_bytes(hi.x)}) and the time {_fmt_ratio(time_ratio)} ({_fmt_ns(cost(lo))} to "
-              f"{_fmt_ns(cost(hi))}, slope {growth.slope:.2f})")
+              f"{_fmt_ns(cost(hi))}, slope {fmt_slope(growth.slope)})")
     if len(full) >= 2:
         per_byte = fit_affine([p.x for p in full], [cost(p) for p in full]).per_unit_ns
         flo, fhi = min(full, key=lambda p: p.x), max(full, key=lambda p: p.x)
