@@ -482,7 +482,8 @@ def busy_kernel_note() -> str:
     return (
         f"distorted: another Python thread held the GIL (in {len(caught)} of {BUSY_ROUNDS} hand-overs; it ran "
         f"{others_ns / 1e6:.1f} ms while this one waited {wall_ns / 1e6:.1f} ms; switch interval "
-        f"{switch_ns / 1e6:.0f} ms; {n} other thread(s) alive). Stop busy threads (or move the server out "
+        f"{switch_ns / 1e6:.0f} ms; {n} other thread(s) alive in this kernel: Jupyter's own, the helper servers' "
+        "and yours, most of them asleep). Stop busy threads (or move the server out "
         "with mode='process') and measure again."
     )
 

@@ -184,6 +184,20 @@ def test_sndbuf_points_verdict_reads_each_points_low_quantile():
     v = internals.sndbuf_points_verdict([pt(4 << 10, 120, 80), pt(16 << 10, 110, 60), pt(64 << 10, 0.2, 0.15),
                                          pt(256 << 10, 1.0, 0.2), pt(1 << 20, 0.3, 0.25)])
     assert v.status == "refined" and "0.15–0.25 ms per MiB" in v.text, v
+    # the stall's factor compares medians with medians: 110 / 1.0 (the slowest clean median), not 110 / 0.25
+    assert "×110 or more the median transfer from 64 KiB up (1.00 ms per MiB" in v.text, v
+
+
+def test_sndbuf_stall_threshold_is_the_verdicts_own():
+    from socketlessons.measure import Point
+
+    def pt(x, low):
+        return Point(x, 2 * low * 1e6, low * 1e6, 3 * low * 1e6, 7, low_ns=low * 1e6)
+
+    assert internals.sndbuf_stall_threshold([pt(4 << 10, 0.2), pt(1 << 20, 0.3)]) == internals.STALL_MS_PER_MIB
+    slow = [pt(4 << 10, 2.0), pt(1 << 20, 3.0)]   # a machine 10x slower: stalls start at 10x its own cost
+    assert internals.sndbuf_stall_threshold(slow) == pytest.approx(internals.CLIFF * 2.0)
+    assert internals.sndbuf_stall_threshold([]) == internals.STALL_MS_PER_MIB
 
 
 def test_send_throughput_counts_every_byte(no_leaks):
@@ -313,6 +327,32 @@ def test_tcp_info_live_or_explained(no_leaks):
     if sys.platform.startswith("linux"):
         assert info is not None and info.state == 1 and info.mss > 0 and info.snd_cwnd > 0  # 1 = ESTABLISHED
     assert internals.tcp_info_support()
+
+
+def _info(**fields):
+    base = dict(platform="linux", state=1, rtt_us=10.0, rttvar_us=5.0, rto_us=200e3, snd_cwnd=10,
+                cwnd_unit="segments", mss=32_741, retransmits=0, total_retrans=0,
+                extra={"bytes_acked": 1, "segs_out": 2, "segs_in": 1})
+    return internals.TcpInfo(**{**base, **fields})
+
+
+def test_tcp_info_changes_says_what_moved_with_the_numbers_it_read():
+    sent = 8 << 20
+    before = _info()
+    after = _info(rtt_us=60.0, snd_cwnd=14, mss=65_483, extra={"bytes_acked": sent + 2, "segs_out": 142,
+                                                               "segs_in": 71})
+    text = internals.tcp_info_changes(before, after, sent)
+    assert "10 → 14 segments" in text and "slow start" in text
+    assert "32,741 → 65,483" in text and "half the largest window" in text
+    assert "10 → 60 µs" in text and "grew" in text
+    assert f"all {sent:,} bytes sent, plus 1 for the FIN" in text and "the 1 before any data is the SYN" in text
+    assert f"about {(sent + 1) / 140:,.0f} bytes each" in text and "one per 2.0 segments" in text
+    assert "retransmissions 0: nothing was lost" in text
+    # nothing moved, part of the data acknowledged, one retransmission: other sentences, not the same ones
+    stuck = internals.tcp_info_changes(before, _info(total_retrans=1, extra={"bytes_acked": 4_001,
+                                                                             "segs_out": 3, "segs_in": 2}), sent)
+    assert "did not grow" in stuck and "MSS 32,741 bytes, unchanged" in stuck and "as fast as the handshake" in stuck
+    assert f"4,000 bytes (of the {sent:,} sent)" in stuck and "retransmissions 1: segments were sent again" in stuck
 
 
 def test_claims_run_and_leak_nothing(no_leaks):

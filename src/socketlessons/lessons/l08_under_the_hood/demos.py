@@ -59,10 +59,12 @@ __all__ = [
     "request_points",
     "send_throughput",
     "sndbuf_points_verdict",
+    "sndbuf_stall_threshold",
     "sndbuf_sweep",
     "sndbuf_timing",
     "switch_interval",
     "tcp_info",
+    "tcp_info_changes",
     "tcp_info_support",
     "time_requests",
     "write_write_read",
@@ -370,8 +372,7 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
             f"too few transfers to read a curve: {', '.join(f'{_kib(p[0])} {p[5]}' for p in few)} (at least "
             f"{MIN_TRANSFERS} per size needed); the run's time budget ran out first ({_load_text()}). Run it again."
             f"{note}"), rerun_helps=True)
-    floor = min(p[4] for p in pts)
-    stall_at = max(STALL_MS_PER_MIB, CLIFF * floor)
+    stall_at = stall_threshold_ms([p[4] for p in pts])
     level = ["most" if p[1] >= stall_at else "some" if p[3] >= stall_at else "none" for p in pts]
     def_stall = f"≥ {stall_at:,.1f} ms per MiB"
     # A size without stalls below one with them: not a cliff. (Between two sizes that both stall,
@@ -405,10 +406,15 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
         if some:
             parts.append(f"at {_listed(some)} a quarter or more of the transfers did (upper "
                          f"quartiles {_span([p[3] for p in some])}, medians {_span([p[1] for p in some])})")
+        # Like with like: a stalled size's median (or upper quartile) against the clean sizes'
+        # slowest median, so the factor says how much longer a stalled transfer took than a
+        # typical unstalled one (not a median against a 10th percentile).
         worst = min(p[1] if p[1] >= stall_at else p[3] for p in stalled)
-        stall_text = (f"{' and '.join(parts)}, ×{worst / max(lows_c):,.0f} or more the cost of a transfer from "
-                      f"{_kib(clean[0][0])} up (a stall: {def_stall}, a timer, not copying); from {_kib(clean[0][0])} "
-                      f"up fewer than a quarter stalled (upper quartiles {_span([p[3] for p in clean])})")
+        typical = max(p[1] for p in clean)
+        stall_text = (f"{' and '.join(parts)}: ×{worst / typical:,.0f} or more the median transfer from "
+                      f"{_kib(clean[0][0])} up ({typical:,.2f} ms per MiB; a stall: {def_stall}, a timer, not "
+                      f"copying); from {_kib(clean[0][0])} up fewer than a quarter stalled (upper quartiles "
+                      f"{_span([p[3] for p in clean])})")
     def unordered(what: str) -> Verdict:
         return Verdict("inconclusive", (
             (f"{stall_text[0].upper()}{stall_text[1:]}; above that" if stalled
@@ -610,6 +616,54 @@ def tcp_info(sock: socket.socket) -> TcpInfo | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def tcp_info_changes(before: TcpInfo, after: TcpInfo, sent: int) -> str:
+    """What moved between two ``tcp_info()`` readings around sending ``sent`` bytes, one line per
+    field, each with the mechanism that moves it; every number is read from the two readings."""
+    lines = []
+    grew = after.snd_cwnd > before.snd_cwnd
+    lines.append(f"congestion window {before.snd_cwnd:,} → {after.snd_cwnd:,} {after.cwnd_unit}: "
+                 + ("TCP starts small and widens the window as ACKs come back (slow start)" if grew else
+                    "it did not grow: TCP widens it only when the sender used all of it and ACKs came back"))
+    if after.mss != before.mss:
+        # Linux: tcp_bound_to_half_wnd() (net/ipv4/tcp_output.c) caps a segment at half the largest
+        # window the peer has advertised; a fresh loopback receiver offers a small one at first.
+        lines.append(f"MSS {before.mss:,} → {after.mss:,} bytes: "
+                     + ("Linux sends segments of at most half the largest window the receiver has offered; "
+                        "the receiver's window grew during the transfer, and the cap with it"
+                        if after.platform == "linux" and after.mss > before.mss else
+                        "the sender re-sized its segments to what the path and the receiver allow"))
+    else:
+        lines.append(f"MSS {after.mss:,} bytes, unchanged")
+    rose = after.rtt_us > before.rtt_us
+    lines.append(f"smoothed RTT {before.rtt_us:,.0f} → {after.rtt_us:,.0f} µs: the first estimate is the "
+                 "handshake's round trip alone; " +
+                 ("during the transfer each ACK came back behind queued data, so the round trips grew"
+                  if rose else "the transfer's ACKs came back as fast as the handshake's"))
+    acked_b, acked_a = before.extra.get("bytes_acked"), after.extra.get("bytes_acked")
+    if acked_b is not None and acked_a is not None:
+        delta = acked_a - acked_b
+        # TCP numbers the SYN and the FIN as one byte each, so they show in the acknowledged count.
+        every = {sent: f"all {sent:,} bytes sent",
+                 sent + 1: f"all {sent:,} bytes sent, plus 1 for the FIN that shutdown() sent"}.get(
+            delta, f"{delta:,} bytes (of the {sent:,} sent)")
+        syn = "; the 1 before any data is the SYN" if acked_b == 1 else ""
+        lines.append(f"bytes acknowledged {acked_b:,} → {acked_a:,}: {every}{syn} "
+                     "(TCP numbers the SYN and the FIN as one byte each)")
+    out_b, out_a = before.extra.get("segs_out"), after.extra.get("segs_out")
+    in_b, in_a = before.extra.get("segs_in"), after.extra.get("segs_in")
+    if None not in (out_b, out_a, in_b, in_a):
+        d_out, d_in = out_a - out_b, in_a - in_b  # type: ignore[operator]
+        carried = acked_a - acked_b if acked_a is not None and acked_b is not None else sent
+        if d_out > 0 and d_in > 0:
+            lines.append(f"segments out {d_out:,} (about {carried / d_out:,.0f} bytes each), segments in {d_in:,}: "
+                         f"mostly the receiver's ACKs, one per {d_out / d_in:.1f} segments sent (one ACK may "
+                         "cover several segments)")
+    lost = after.total_retrans - before.total_retrans
+    lines.append(f"retransmissions {lost:,}: " + ("nothing was lost" if lost == 0 else
+                                                 "segments were sent again after no ACK came in time"))
+    return "\n".join(lines)
 
 
 # ---- the GIL ----------------------------------------------------------------------------------
@@ -1082,6 +1136,21 @@ def sndbuf_sweep(address: tuple[str, int], sizes: Sequence[int] = SNDBUF_SIZES, 
     ``options`` override ``SNDBUF_SWEEP`` (e.g. ``on_round``, ``stop``)."""
     return sweep(lambda x: sndbuf_timing(address, int(x), **SNDBUF_TRANSFER), list(sizes),
                  **{**SNDBUF_SWEEP, **options})
+
+
+def stall_threshold_ms(lows_ms_per_mib: Sequence[float]) -> float:
+    """Time per MiB from which a transfer counts as stalled: ``STALL_MS_PER_MIB``, or ``CLIFF``
+    times the fastest size's own cost (its 10th percentile) on a machine slower than that."""
+    return max(STALL_MS_PER_MIB, CLIFF * min(lows_ms_per_mib))
+
+
+def sndbuf_stall_threshold(points: Sequence[Any]) -> float:
+    """``stall_threshold_ms`` of SO_SNDBUF sweep points (ms per MiB), as their verdict uses it: the
+    line to draw on their plot (``panel.plot.add_reference(..., y=...)``)."""
+    if not points:
+        return STALL_MS_PER_MIB
+    return stall_threshold_ms([(p.q1_ns if math.isnan(getattr(p, "low_ns", math.nan)) else p.low_ns) / 1e6
+                               for p in points])
 
 
 def sndbuf_points_verdict(points: Sequence[Any], *, load: Load | None = None) -> Verdict:
