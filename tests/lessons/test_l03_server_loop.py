@@ -88,9 +88,9 @@ def test_sequential_waiting_grows_with_n_and_others_do_not():
     seq = loop.latency_vs_clients(["sequential", "asyncio"], [1, 8], cost=0.01)  # fastest of up to 5 runs
     by = {(p.series, p.x): p.median_ns for p in seq}
     # the last of 8 waits for the 7 others on the sequential loop: several times N = 1's wait
-    assert by[("sequential (seed)", 8)] > 3 * by[("sequential (seed)", 1)]  # 8x on a quiet machine
+    assert by[("sequential (reference)", 8)] > 3 * by[("sequential (reference)", 1)]  # 8x on a quiet machine
     # ...and several times the asyncio server's last client at N = 8
-    assert by[("sequential (seed)", 8)] > 3 * by[("asyncio", 8)]
+    assert by[("sequential (reference)", 8)] > 3 * by[("asyncio", 8)]
 
 
 def test_waiting_verdict_is_computed_from_the_clients():
@@ -107,7 +107,7 @@ def test_panel_runs_headless_and_a_slider_changes_the_run():
     panel = loop.LoopPanel(clients=8, cost_ms=2)
     assert panel.run(), panel.error
     assert {p.x for p in panel.points} == {1, 2, 4, 8} and len(panel.points) == 16
-    assert set(panel.verdicts) == {"sequential (seed)", "thread per client", "selectors loop", "asyncio"}
+    assert set(panel.verdicts) == {"sequential (reference)", "thread per client", "selectors loop", "asyncio"}
     assert "At N = 8, the last client waited" in panel.summary()
     panel.clients.value = 2
     assert panel.run()

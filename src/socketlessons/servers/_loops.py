@@ -264,7 +264,7 @@ class SequentialServer(LoopServer):
     """
 
     kind = "sequential"
-    label = "sequential (seed)"
+    label = "sequential (reference)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -140,7 +140,7 @@ def _growth_claim(loop: Callable[..., Any], work: str) -> Claim:
         why = ("Python code holds the GIL (the lock that lets one thread of a process run bytecode at a time), "
                "so N requests of CPU work in one process take N costs whatever the loop")
     elif expected == "linear":
-        why = ("one request is served at a time: the seed's loop accepts the next client only after the last "
+        why = ("one request is served at a time: the reference's loop accepts the next client only after the last "
                "closed; the selectors loop runs process()'s sleep inside the loop")
     else:
         why = "while one request sleeps the others are served, so the last client waits about one cost"
@@ -149,7 +149,7 @@ def _growth_claim(loop: Callable[..., Any], work: str) -> Claim:
 
 
 CLAIMS = [
-    Claim(lesson="l03_server_loop", name="the seed's loop: client k waits for the k - 1 before it",
+    Claim(lesson="l03_server_loop", name="the reference's loop: client k waits for the k - 1 before it",
           truth="confirmed", why="the loop serves one client until it closes; each costs 20 ms of sleep",
           run=_queue),
     Claim(lesson="l03_server_loop", name="timelines: sequential 1 at a time, thread per client all at once",

@@ -713,7 +713,7 @@ def timeline_verdict(at_once: dict[str, int], clients: int) -> Verdict:
     of service intervals), so it does not depend on how long anything took."""
     seq, thr = LOOP_SERVERS["sequential"].label, LOOP_SERVERS["threaded"].label
     numbers = ", ".join(f"{k}: at most {v} of {clients} served at once" for k, v in at_once.items())
-    claim = "the seed's loop serves one client at a time; a thread per client serves them all at once"
+    claim = "the reference's loop serves one client at a time; a thread per client serves them all at once"
     if seq not in at_once or thr not in at_once:
         return Verdict("inconclusive", f"{numbers}: inconclusive, the claim needs both the sequential and the "
                                        "thread-per-client server")
