@@ -94,6 +94,12 @@ def test_ping_panel_plots_lost_pings_at_the_time_waited():  # the panel worker k
     assert [p.median_ns for p in lost] == waited  # at the time waited, not at a fixed height
     assert all(w >= 2 * 0.05e9 for w in waited)
     assert panel.snapshot().data.startswith(b"\x89PNG")
+    # the saved snapshot names its run's settings, and the height where a lost ping lands
+    assert "90% loss, 1 retry, 50 ms timeout" in panel.plot.title, panel.plot.title
+    assert [r.y for r in panel.plot.references if r.label.startswith("given up")] == [pytest.approx(100)]
+    panel.retries.value = 0
+    assert panel.run()
+    assert "0 retries" in panel.plot.title and not [r for r in panel.plot.references if r.label.startswith("given")]
 
 
 # ---- datagram_verdict on synthetic points ---------------------------------------------------------

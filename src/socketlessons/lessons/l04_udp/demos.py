@@ -497,6 +497,14 @@ class PingPanel(LessonPanel):
         try:
             self.plot.clear()
             loss, retries = self.loss.value, self.retries.value
+            # The title names the run's settings, so a snapshot saved with the notebook says what it shows.
+            self.plot.title = (f"UDP ping at {loss:.0%} loss, {retries} retr{'y' if retries == 1 else 'ies'}, "
+                               f"{self.timeout * 1000:g} ms timeout: round trip, or time waited if lost")
+            for ref in [r for r in self.plot.references if r.label.startswith("given up")]:
+                self.plot.remove_reference(ref.label)
+            if retries:  # where a lost ping lands: every attempt waited one timeout
+                self.plot.add_reference(f"given up: {1 + retries} × {self.timeout * 1000:g} ms",
+                                        y=(1 + retries) * self.timeout * 1000, linestyle="--")
             self.server = UDPEchoServer(loss=loss, jitter=self.jitter, name="lesson04-ping-panel").start()
             try:
                 self.result = ping_series(self.server.address, self.count, timeout=self.timeout, retries=retries,
