@@ -484,6 +484,16 @@ def ratio_figure(result: RatioResult, *, title: str, ylabel: str, line: float, l
     ax.axhline(line, color="0.4", ls="--", lw=1, label=line_label)
     ax.axhline(1.0, color="0.7", ls=":", lw=1, label="1× (no difference)")
     ax.set_ylim(0, max([*result.ratios, line, 1.0]) * 1.15)
+    # The two lines can sit a few pixels apart (1× and a 1.1× threshold under ratios of 5): name
+    # each at the right edge, the higher one above its line and the lower one below, so they
+    # never run into each other.
+    from matplotlib.transforms import blended_transform_factory
+
+    edge = blended_transform_factory(ax.transAxes, ax.transData)
+    for y, text in sorted([(line, f"{line:g}×"), (1.0, "1×")], reverse=True)[:1 if line == 1.0 else 2]:
+        high = y == max(line, 1.0)
+        ax.text(1.01, y, text, transform=edge, fontsize=8, color="0.3", va="bottom" if high else "top",
+                ha="left", clip_on=False)
     ax.set_xlabel("round (sorted by ratio)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
