@@ -429,3 +429,14 @@ def test_an_affine_fit_with_a_negative_fixed_cost_stays_on_a_log_axis():
     line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("fit:")][0]
     assert min(line.get_ydata()) >= 0.5 * 6 * 16  # half the smallest point, in µs
     assert max(line.get_xdata()) == pytest.approx(4096)
+
+
+def test_points_without_spread_are_drawn_without_error_bars():
+    """One measurement per point (lesson 02's accept() waits): no IQR bar to draw, so none in the
+    legend either; a series with spread keeps its bars."""
+    single = [Point.from_timing(x, summarize([1e6 * x]), "one each") for x in (1, 2, 4)]
+    fig = plot_points(single + pts("spread"))
+    ax = fig.axes[0]
+    assert [c.get_label() for c in ax.containers] == ["spread"]
+    assert "one each" in ax.get_legend_handles_labels()[1]
+    assert "measured" in plot_points([Point.from_timing(1, summarize([5.0]))]).axes[0].get_legend_handles_labels()[1]

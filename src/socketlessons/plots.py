@@ -327,9 +327,14 @@ def plot_points(
         ys = [p.median_ns * scale for p in pts]
         lo = [max(0.0, (p.median_ns - p.q1_ns) * scale) for p in pts]
         hi = [max(0.0, (p.q3_ns - p.median_ns) * scale) for p in pts]
-        label = name or "measured (median, IQR)"
-        handle = ax.errorbar(xs, ys, yerr=[lo, hi], color=st["color"], marker=st["marker"], linestyle="none",
-                             capsize=3, markersize=5, label=label)
+        if any(lo) or any(hi):
+            label = name or "measured (median, IQR)"
+            handle = ax.errorbar(xs, ys, yerr=[lo, hi], color=st["color"], marker=st["marker"], linestyle="none",
+                                 capsize=3, markersize=5, label=label)
+        else:  # one measurement per point (or no spread at all): no bars, and none in the legend
+            label = name or "measured"
+            handle, = ax.plot(xs, ys, color=st["color"], marker=st["marker"], linestyle="none", markersize=5,
+                              label=label)
         entries.append((handle, label))
         fit = fits.get(name)
         if fit is not None and len(xs) >= 2:
