@@ -146,8 +146,20 @@ def test_sequence_diagram_draws_one_arrow_per_event_with_bytes():
     ax = fig.axes[0]
     assert len(ax.patches) + len([c for c in ax.get_children() if type(c).__name__ == "Annotation"]) >= 4
     texts = [t.get_text() for t in ax.texts]
-    assert "sendall → 5 B" in texts and "recv(1024) → 5 B" in texts
+    assert "sendall(5 B)" in texts and "recv(1024) → 5 B" in texts
     assert "client" in texts and "server" in texts
+
+
+def test_sequence_diagram_labels_every_receive_with_its_size_and_says_what_it_draws():
+    events = [TraceEvent(0, "client", "recv", 5, 5, "ok"), TraceEvent(12_345_000, "client", "send", 8192, 3072, "ok"),
+              TraceEvent(1_500_000_000, "server", "close", None, None, "ok")]
+    ax = sequence_diagram(events).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "recv(5) → 5 B" in texts  # asked for 5 and got 5: still recv(5), as a recv(1024) that got 5 reads
+    assert "send(8 KiB) → 3 KiB" in texts  # took fewer than it was given
+    assert "0 µs" in texts and "12.3 ms" in texts and "1.5 s" in texts  # never "12345 µs"
+    key = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert key[:2] == ["client's call", "server's call"] and any("arrow" in k for k in key)
 
 
 @pytest.mark.parametrize("n,shown", [(0, 0), (100, 60)])
@@ -155,7 +167,7 @@ def test_sequence_diagram_bounds_the_number_of_arrows(n, shown):
     events = [TraceEvent(i, "client", "send", 1, 1, "ok") for i in range(n)]
     fig = sequence_diagram(events)
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts.count("send → 1 B") == shown
+    assert texts.count("send(1 B)") == shown
     if n > shown:
         assert f"first {shown} of {n}" in fig.axes[0].get_title()
 

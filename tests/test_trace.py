@@ -120,7 +120,7 @@ def test_table_text_and_html_and_diagram(no_leaks):
     assert "more calls" in text and "<table>" in table._repr_html_()
     fig = sequence_diagram(tracer.timeline())
     labels = [t.get_text() for t in fig.axes[0].texts]
-    assert "sendall → 2 B" in labels and "recv(64) → 2 B" in labels
+    assert "sendall(2 B)" in labels and "recv(64) → 2 B" in labels
 
 
 def test_totals_and_type_checks():

@@ -832,9 +832,19 @@ _LOCAL_OPS = frozenset({"settimeout", "setblocking", "setsockopt", "bind", "list
 
 
 def _call_label(e: Any) -> str:
-    """"recv(65536) → 29,696 B" (the call as written, what it did), "sendall → 1 MiB", "connect"."""
+    """"recv(65536) → 29,696 B" (the call as written, what it did), "sendall(1 MiB)", "connect".
+
+    A receive always shows the size it asked for (the argument of ``recv(n)``), so two calls
+    read alike whether they got ``n`` bytes or fewer; a send shows the bytes it was given, and
+    what it took only when that was fewer (``send(8 KiB) → 3 KiB``)."""
     done = None if e.done is None else format_bytes(e.done)
-    label = f"{e.op}({e.asked})" if e.asked is not None and e.asked != e.done else e.op
+    if e.asked is None:
+        label = e.op
+    elif e.op in _SENDING_OPS:
+        label = f"{e.op}({format_bytes(e.asked)})"
+        done = None if e.done == e.asked else done
+    else:
+        label = f"{e.op}({e.asked})"
     if e.result == "EOF":
         return f"{label} → EOF (0 B)"
     if done is not None:
@@ -842,6 +852,15 @@ def _call_label(e: Any) -> str:
     if isinstance(e.result, str) and e.result and e.result != "ok":
         label += f" [{e.result}]"
     return label
+
+
+def _elapsed(ns: float) -> str:
+    """Time since the first call: "850 µs", "12.3 ms", "1.25 s" (never "12345 µs")."""
+    if ns < 1e6:
+        return f"{ns / 1e3:.0f} µs"
+    if ns < 1e9:
+        return f"{ns / 1e6:.3g} ms"
+    return f"{ns / 1e9:.3g} s"
 
 
 def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
@@ -889,11 +908,21 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
             ax.annotate("", xy=(end, row), xytext=(start, row),
                         arrowprops={"arrowstyle": "->", "color": colour, "linestyle": style, "linewidth": 1.2})
             ax.text((start + end) / 2, row - 0.12, label, ha="center", va="bottom", fontsize=7, color=colour)
-        ax.text(-0.34, row, f"{(e.t_ns - t0) / 1000:.0f} µs", ha="left", va="center", fontsize=6, color="0.35")
+        ax.text(-0.34, row, _elapsed(e.t_ns - t0), ha="left", va="center", fontsize=6, color="0.35")
+    ax.text(-0.34, -0.5, "time since\nthe first call", ha="left", va="bottom", fontsize=6, color="0.35")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
+    # The key: which lane's calls are which, and what an arrow and a dot mean.
+    from matplotlib.lines import Line2D
+
+    key = [Line2D([], [], color=colours["client"], linestyle="-", label="client's call"),
+           Line2D([], [], color=colours["server"], linestyle="--", label="server's call"),
+           Line2D([], [], color="0.3", marker=">", linestyle="none",
+                  label="arrow: a send points to the peer, a receive to the caller"),
+           Line2D([], [], color="0.3", marker="o", markersize=4, linestyle="none", label="dot: a call that stays local")]
+    ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False)
     more = f" (first {len(shown)} of {len(evs)} calls)" if len(evs) > len(shown) else ""
     ax.set_title(title + more, fontsize=10)
     return fig
