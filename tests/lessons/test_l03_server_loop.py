@@ -269,8 +269,13 @@ def test_network_verdict_names_the_crossover():
              ("costly", 1000): {lat: b + 5.0 for lat, b in BASE.items()}}
     v = network.judge(times, BASE)
     assert v.status == "refined"
-    assert "costly, n = 1,000 (5.0 ms of work per request): the algorithm below 10 ms, the network from 10 ms up" in v.text
+    assert ("costly, n = 1,000 (5.0 ms of work per request, the request less the no-work one): the algorithm "
+            "below 10 ms, the network from 10 ms up") in v.text
     assert network.judge({}, BASE).status == "inconclusive"
+    # the work timed on its own is what the sentence quotes, whatever the noisy difference says
+    timed = network.judge(times, BASE, {("cheap", 100): 0.047, ("costly", 1000): 4.91})
+    assert "costly, n = 1,000 (4.9 ms of work per request, timed on its own)" in timed.text, timed
+    assert "cheap, n = 100 (47 µs of work per request, timed on its own)" in timed.text, timed
 
 
 @pytest.mark.usefixtures("no_leaks")
@@ -278,6 +283,8 @@ def test_network_vs_algorithm_measures_real_requests():
     r = network.network_vs_algorithm({"sort": sorted}, ns=(100,), latencies_ms=(0.1, 5.0), plot=False)
     assert set(r.times_ms) == {("sort", 100)}
     assert r.times_ms[("sort", 100)][5.0] >= 5.0  # the relay's sleep never ends early
+    assert 0 < r.work_ms[("sort", 100)] < r.times_ms[("sort", 100)][0.1]  # sorting 100 numbers: less than a request
+    assert "timed on its own" in r.verdict.text
     with pytest.raises(ValueError, match="n must be"):
         network.network_vs_algorithm({"sort": sorted}, ns=(0,))
 
