@@ -88,7 +88,8 @@ def echo_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
     between this thread and a raw echo thread on loopback, as ``bench_servers.py``'s "raw echo,
     thread" row measures it. Run All's socket-bound cells scale with it, so a table of lesson
     times means little without it (one VM instance of this course's machine measured 12.1 µs,
-    a later one 31 µs, and its Run All took 72 s instead of 42 s)."""
+    a later one 31 µs, and its Run All took 72 s instead of 42 s). It includes waking the echo
+    thread, which an idle VM can make slow: see ``same_thread_rtt_us``."""
     import socket
 
     from bench_servers import raw_echo, raw_in_thread  # the same raw server as its "raw echo, thread" row
@@ -105,6 +106,32 @@ def echo_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
     return statistics.median(times)
 
 
+def same_thread_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
+    """The socket calls alone: the median time (µs) of a 1-byte round trip over a loopback TCP
+    pair driven by ONE thread (send on a, recv on b, send on b, recv on a), so no thread ever
+    waits to be woken. ``echo_rtt_us`` includes that wake-up, and on an idle VM the wake-up can
+    be most of it: one instance measured 95 µs thread to thread while its Run All took 43 s,
+    where an instance at 32 µs took 69 s. Report both; this one follows the CPU."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname(), timeout=5) as a:
+        b, _ = listener.accept()
+        with b:
+            for s in (a, b):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter_ns()
+                for _ in range(per_round):
+                    a.send(b"x")
+                    b.recv(1)
+                    b.send(b"x")
+                    a.recv(1)
+                times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=3, help="runs of every lesson")
@@ -115,7 +142,7 @@ def main() -> None:
     lessons = [p for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not wanted or p.name[:2] in wanted]
     if not lessons:
         sys.exit(f"no lesson notebook matches {args.lessons!r}")
-    speed_before = echo_rtt_us()
+    speed_before, calls_before = echo_rtt_us(), same_thread_rtt_us()
     rng = random.Random(args.seed)
     runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in lessons}
     for k in range(args.k):
@@ -125,7 +152,7 @@ def main() -> None:
             runs[path.name].append(run_lesson(path))
         print(f"round {k + 1}/{args.k} done", flush=True)
 
-    speed_after = echo_rtt_us()
+    speed_after, calls_after = echo_rtt_us(), same_thread_rtt_us()
 
     def median(name: str, part: str) -> float:
         return statistics.median(r.get(part, 0.0) for r in runs[name])
@@ -152,8 +179,10 @@ def main() -> None:
         + (f", {statistics.median(slow):.1f} s each (median)" if slow else "") + ". "
         f"The course's total per round with each of them at the usual {usual:.2f} s: "
         + ", ".join(f"{t:.1f}" for t in without) + f" s (median {statistics.median(without):.1f} s).",
-        f"This machine's speed (``echo_rtt_us``: a raw 1-byte echo round trip on loopback, thread to thread): "
-        f"{speed_before:.1f} µs before the runs, {speed_after:.1f} µs after; the socket-bound cells scale with it.",
+        f"This machine's speed at socket calls: a 1-byte round trip on loopback driven by one thread "
+        f"(``same_thread_rtt_us``, the calls alone) {calls_before:.1f} µs before the runs, {calls_after:.1f} µs "
+        f"after; thread to thread (``echo_rtt_us``, which adds waking the other thread, slow on an idle VM) "
+        f"{speed_before:.1f} µs before, {speed_after:.1f} µs after.",
     ]
     report("run_all", "Run All: each lesson in a fresh kernel, as nbmake runs it", rows, notes=notes, by_make=False,
            columns=("lesson", "total (s)", "cells (s)", "kernel start (s)", "shutdown (s)", "range of totals (s)"))
