@@ -32,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,7 @@ def echo_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
 
     with raw_in_thread(raw_echo) as address, socket.create_connection(address, timeout=5) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter_ns()
-            for _ in range(per_round):
-                sock.send(b"x")
-                sock.recv(1)
-            times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
-    return statistics.median(times)
+        return _median_us(lambda: (sock.send(b"x"), sock.recv(1)), rounds, per_round)
 
 
 def same_thread_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
@@ -120,15 +114,17 @@ def same_thread_rtt_us(rounds: int = 15, per_round: int = 2000) -> float:
         with b:
             for s in (a, b):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter_ns()
-                for _ in range(per_round):
-                    a.send(b"x")
-                    b.recv(1)
-                    b.send(b"x")
-                    a.recv(1)
-                times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
+            return _median_us(lambda: (a.send(b"x"), b.recv(1), b.send(b"x"), a.recv(1)), rounds, per_round)
+
+
+def _median_us(round_trip: Callable[[], object], rounds: int, per_round: int) -> float:
+    """The median over ``rounds`` of the mean time (µs) of ``per_round`` calls of ``round_trip``."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        for _ in range(per_round):
+            round_trip()
+        times.append((time.perf_counter_ns() - t0) / per_round / 1e3)
     return statistics.median(times)
 
 
