@@ -452,3 +452,22 @@ def test_points_without_spread_are_drawn_without_error_bars():
     assert [c.get_label() for c in ax.containers] == ["spread"]
     assert "one each" in ax.get_legend_handles_labels()[1]
     assert "measured" in plot_points([Point.from_timing(1, summarize([5.0]))]).axes[0].get_legend_handles_labels()[1]
+
+
+def test_a_snapshot_draws_the_change_the_throttle_held_back():
+    """A panel's plot (drawn into an Output) redraws at most every min_interval_s: a reference
+    line added right after its last redraw must still be in the snapshot (lesson 08's stall line
+    was missing from the saved figure)."""
+    plot = LivePlot("claim", "x (bytes)", "t (µs)", output=widgets.Output(), min_interval_s=3600)
+    for p in pts():
+        plot.add(p)
+    plot.finish()
+    before = plot.png()
+    drawn = plot.redraws
+    plot.add_reference("stall threshold", y=10.0)
+    assert plot.redraws == drawn  # throttled: not drawn yet
+    after = plot.snapshot().data
+    assert plot.redraws == drawn + 1 and after != before
+    assert "stall threshold" in plot.ax.get_legend_handles_labels()[1] or any(
+        "stall threshold" in t.get_text() for leg in plot.figure.legends for t in leg.get_texts())
+    assert plot.snapshot().data == after and plot.redraws == drawn + 1  # nothing new: no second draw

@@ -669,6 +669,7 @@ class LivePlot:
         self._draw_cost = 0.0
         self._lock = threading.RLock()
         self._png: bytes | None = None  # the PNG of the last draw, made once (a snapshot after finish() reuses it)
+        self._stale = False  # a change not drawn yet (throttled): png() and snapshot() draw it first
         self._draw()
         if output is not None:  # a panel's plot: its Output widget shows the empty axes at once
             self._publish()
@@ -763,6 +764,8 @@ class LivePlot:
         """The figure as PNG bytes: rendered once per draw (a render costs 30-80 ms of CPU, and a
         cell often ends with ``snapshot()`` of a plot its ``finish()`` has just rendered)."""
         with self._lock:
+            if self._stale:  # a change the throttle held back (a panel's plot): draw it first
+                self.redraw()
             if self._png is None:
                 self._png = to_png(self.figure)
             return self._png
@@ -786,7 +789,9 @@ class LivePlot:
         the worker measures)."""
         if self._redraw_due():
             self.redraw()
-        elif self.output is None:
+            return
+        self._stale = True
+        if self.output is None:
             _PENDING.add(self)
             _hook_flush()
 
@@ -808,6 +813,7 @@ class LivePlot:
                     ymin=self.ymin, references=self.references)
         self._last_draw = time.monotonic()
         self._png = None
+        self._stale = False
         self.redraws += 1
 
 
@@ -909,7 +915,11 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
                         arrowprops={"arrowstyle": "->", "color": colour, "linestyle": style, "linewidth": 1.2})
             ax.text((start + end) / 2, row - 0.12, label, ha="center", va="bottom", fontsize=7, color=colour)
         ax.text(-0.34, row, _elapsed(e.t_ns - t0), ha="left", va="center", fontsize=6, color="0.35")
-    ax.text(-0.34, -0.5, "time since\nthe first call", ha="left", va="bottom", fontsize=6, color="0.35")
+    # Each call is stamped when it returned (a send: when it was called), so two calls a wake-up
+    # apart can swap rows: accept() returning before connect() does, a recv seeing EOF above the
+    # close() whose FIN it read (close() returns after sending it).
+    ax.text(-0.34, -0.5, "time since the first call,\nwhen each call returned\n(a send: when called)", ha="left",
+            va="bottom", fontsize=6, color="0.35")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -921,7 +931,10 @@ def sequence_diagram(events: Sequence[Any], *, ax: Axes | None = None,
            Line2D([], [], color=colours["server"], linestyle="--", label="server's call"),
            Line2D([], [], color="0.3", marker=">", linestyle="none",
                   label="arrow: a send points to the peer, a receive to the caller"),
-           Line2D([], [], color="0.3", marker="o", markersize=4, linestyle="none", label="dot: a call that stays local")]
+           ]
+    if any(e.op in _LOCAL_OPS for e in shown):  # the dot's entry only where a dot is drawn
+        key.append(Line2D([], [], color="0.3", marker="o", markersize=4, linestyle="none",
+                          label="dot: a call that stays local"))
     ax.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False)
     more = f" (first {len(shown)} of {len(evs)} calls)" if len(evs) > len(shown) else ""
     ax.set_title(title + more, fontsize=10)
