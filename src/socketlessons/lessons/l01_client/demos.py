@@ -576,11 +576,12 @@ def connect_verdict(socket_ns: float, connect_ns: float, rtt_ns: float, by_open:
     per_rtt = handshake / rtt_ns if rtt_ns > 0 else float("nan")
     than = "less than" if per_rtt < 0.8 else "more than" if per_rtt > 1.25 else "about"
     base = (f"connect() costs {_fmt_ns(handshake)} beyond socket()+close(), {than} a 1-byte echo round trip "
-            f"({_fmt_ns(rtt_ns)}, {per_rtt:.1f}×): the server's operating-system kernel answers the handshake by "
+            f"({_fmt_ns(rtt_ns)}, {per_rtt:.2g}×): the server's operating-system kernel answers the handshake by "
             "itself, no server code runs; over a real network the same handshake waits one network round trip")
     most = max(p.x for p in by_open)
     lo, hi = min(by_open, key=lambda p: p.x), max(by_open, key=lambda p: p.x)
-    span = f"{_fmt_ns(cost(lo))} with {lo.x:,.0f} open, {_fmt_ns(cost(hi))} with {hi.x:,.0f}"
+    span = (f"socket()+connect()+close() {_fmt_ns(cost(lo))} with {lo.x:,.0f} open, {_fmt_ns(cost(hi))} with "
+            f"{hi.x:,.0f}")
     if growth.label == "constant":
         return Verdict("confirmed", f"connect() is O(1) + latency: confirmed. {base}; with up to "
                                     f"{most:,.0f} connections open it stays flat ({span}; slope "
@@ -661,7 +662,7 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
         shows = per_byte > 0 and fixed > 2 * per_byte * smallest.x
         text = (f"{claim}: confirmed for large k, {slope} ({1 / per_byte:.3g} GB/s, {per_byte:.3g} ns per byte). ")
         if shows:
-            text += (f"Refined for small k: every call also pays a fixed {_fmt_ns(fixed)} (the smallest sends), so "
+            text += (f"Refined for small k: every call also pays a fixed {_fmt_ns(fixed)} (the cheapest small send), so "
                      f"below about {_fmt_bytes(breakeven)} the fixed cost is most of the time and small sends "
                      "look O(1).")
             return Verdict("refined", text), measured, growth
@@ -694,8 +695,8 @@ def recv_verdicts(by_bufsize: Sequence[Point], one_recv: Sequence[Point],
     times = [cost(p) for p in by_bufsize]
     if len(by_bufsize) >= 3 and len(set(calls)) >= 3:
         per_call = fit_affine(calls, times)
-        ratio = max(times) / min(times)
         many, few = max(range(len(calls)), key=calls.__getitem__), min(range(len(calls)), key=calls.__getitem__)
+        ratio = times[many] / times[few]  # the two times the sentence quotes (not the extremes of all points)
         said = (f"Receiving a fixed payload: {calls[many]:,.0f} recv calls took {_fmt_ns(times[many])}, "
                 f"{calls[few]:,.0f} call(s) took {_fmt_ns(times[few])} ({ratio:.3g}× apart).")
         if per_call.r2 >= 0.9 and per_call.per_unit_ns > 0:
@@ -720,14 +721,15 @@ def recv_verdicts(by_bufsize: Sequence[Point], one_recv: Sequence[Point],
     if len(full) >= 2:
         per_byte = fit_affine([p.x for p in full], [cost(p) for p in full]).per_unit_ns
         flo, fhi = min(full, key=lambda p: p.x), max(full, key=lambda p: p.x)
-        detail += (f". With bufsize bytes waiting, each byte returned added about {per_byte:.2g} ns (the copy): "
+        detail += (f". With bufsize bytes waiting, each byte sent and returned added about {per_byte:.2g} ns "
+                   "(the copies): "
                    f"recv({_fmt_bytes(fhi.x)}) of a full buffer cost {_fmt_ratio(cost(fhi) / cost(flo))} "
                    f"recv({_fmt_bytes(flo.x)})")
     if growth.label in ("constant", "sub-linear") and time_ratio < size_ratio / 100:
         second = Verdict("refined", f"recv() is O(k) with k = buffer size: refined. {detail}. A recv costs a "
                                     "fixed amount per call plus the bytes it actually returns; the size you ask "
-                                    "for costs little by itself (CPython reserves that much memory for the call: "
-                                    "a step at large sizes, not a slope).")
+                                    "for costs little by itself (CPython reserves that much memory for the call, "
+                                    "a cost too small to see here).")
     elif growth.label == "too noisy to say":
         why = _why_inconclusive(growth, one_recv, "sweep over a wider range of buffer sizes")
         second = Verdict("inconclusive", f"recv() is O(k) with k = buffer size: inconclusive, {why}. {detail}.")
