@@ -407,7 +407,9 @@ def reader_verdict(runs: dict[str, Sequence[Point]], estimator: str = "low") -> 
     if math.isnan(ratio):
         return ReaderVerdict("inconclusive", "\n".join([*lines, f"inconclusive: no {fast_name!r} time at "
                                                         f"{int(largest):,} bytes to compare with"]), ratio)
-    per_byte_text = f" ({per_byte:.0f} ns per byte, the slope of the fit)" if per_byte > 0 else ""
+    # "per byte" is b of time = a + b × size, not the log-log slope that the legend calls "slope"
+    per_byte_text = (f" ({per_byte:.0f} ns per byte: b of a straight line a + b × size through its 10th "
+                     "percentiles)") if per_byte > 0 else ""
     if ratio >= READER_RATIO:
         status: Status = "confirmed"
         lines.append(f"→ confirmed: for the same {int(largest):,}-byte line, recv(1) until the newline took "
