@@ -719,7 +719,7 @@ class SweepPanel(widgets.VBox):
     def _conclude(self, points: list[Point], label: str, note: str, settings: RunSettings | None = None) -> None:
         self.growth = self.affine = self.verdict = None
         used = [p for p in points if self.fit_from is None or p.x >= self.fit_from]
-        lines = [f"Measured {len(points)} sizes."]
+        lines = [f"Measured {len(points)} {_plural_of(self.sweep_name)}."]
         if self._stop.is_set() and len(points) < len(self.xs()):
             why = f" ({self._stop_reason})" if self._stop_reason and self._stop_reason != "stopped" else ""
             lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes{why}."]
@@ -846,6 +846,11 @@ def submit_to_panel_worker(job: Callable[[], None]) -> bool:
     busy = _WORKER.busy
     _WORKER.submit(job)
     return busy
+
+
+def _plural_of(sweep: str) -> str:
+    """What a sweep's points are, in the plural: "sizes" of a payload or buffer, else "client counts"."""
+    return {"clients": "client counts"}.get(sweep, "sizes")
 
 
 def _default_xlabel(sweep: str) -> str:

@@ -463,6 +463,10 @@ def test_placement_verdict_reads_the_fastest_window():
                                   window_medians_us=(13.0, 7.0, 69.0, 77.0, 73.0))
     v = gil_verdict(thread, process)
     assert v.status == "confirmed" and "fastest window's median 7.0 µs" in v.text, v
+    # the overall medians printed beside it differ x11: the sentence says so and why, from those numbers
+    assert "overall medians differed ×11.0 (66 and 6 µs)" in v.text and "two CPUs" in v.text, v
+    alike = dataclasses.replace(process, median_ns=7e3)
+    assert "overall medians" not in gil_verdict(thread, alike).text
 
 
 def test_gil_rounds_alternate_the_conditions():

@@ -12,6 +12,7 @@ while delayed replies are due, so ``stop()`` wakes it at once.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import selectors
 import socket
@@ -99,6 +100,14 @@ class UDPEchoServer(LoopbackServer):
             sel.register(self._wake_r, selectors.EVENT_READ)
             while not self._stopping.is_set():
                 timeout = max(0.0, pending[0][0] - time.monotonic()) if pending else None
+                if timeout is not None and timeout < 0.001:
+                    # epoll waits in whole milliseconds, rounding up (CPython's EpollSelector), so a
+                    # 0.3 ms hold would last 1 ms and every jitter would land on a millisecond step
+                    # (measured: round trips of 1.1-5.2 ms for a 0-5 ms jitter). Sleep the remainder.
+                    time.sleep(timeout)
+                    timeout = 0.0
+                elif timeout is not None:
+                    timeout = math.floor(timeout * 1000) / 1000  # wake no later than due; sleep the rest
                 for key, _ in sel.select(timeout):
                     if key.fileobj is sock:
                         seq = self._receive(sock, rng, pending, seq, peers)

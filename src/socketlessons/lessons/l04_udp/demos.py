@@ -151,7 +151,7 @@ def datagram_verdict(points: Sequence[Point], *, load: Load | None = None) -> Ve
     return Verdict("refined", f"{claim}: refined, {what}. Fitted: a fixed {fit.fixed_ns / 1000:.2f} µs per "
                    f"datagram + {fit.per_unit_ns:.3f} ns per byte (R² {fit.r2:.2f}); the bytes are {share(top)} of "
                    f"the time at {top:,.0f} bytes, {share(low)} at {low:,.0f}. O(k) on top of O(1): send fewer, "
-                   f"larger datagrams (below the size limit).{load_note}", load=load)
+                   f"larger datagrams (well below 1,500 bytes on a real network, as above).{load_note}", load=load)
 
 
 def datagram_plot(points: Sequence[Point], *, title: str = "") -> Shown:
@@ -499,7 +499,7 @@ class PingPanel(LessonPanel):
             loss, retries = self.loss.value, self.retries.value
             # The title names the run's settings, so a snapshot saved with the notebook says what it shows.
             self.plot.title = (f"UDP ping at {loss:.0%} loss, {retries} retr{'y' if retries == 1 else 'ies'}, "
-                               f"{self.timeout * 1000:g} ms timeout: round trip, or time waited if lost")
+                               f"{self.timeout * 1000:g} ms timeout\nround trip, or time waited if lost")
             for ref in [r for r in self.plot.references if r.label.startswith("given up")]:
                 self.plot.remove_reference(ref.label)
             if retries:  # where a lost ping lands: every attempt waited one timeout

@@ -405,7 +405,8 @@ def keepalive_verdict(new_rounds: Sequence[Sequence[int]], keep_rounds: Sequence
     q1, med, q3 = _quartiles(ratios)
     a, b = statistics.median(new), statistics.median(keep)
     numbers = (f"a new connection per request: {a / 1e3:.0f} µs per request ({1e9 / a:,.0f} requests/s); "
-               f"keep-alive: {b / 1e3:.0f} µs ({1e9 / b:,.0f} requests/s), medians over the rounds; "
+               f"keep-alive: {b / 1e3:.0f} µs ({1e9 / b:,.0f} requests/s), each the median over the rounds of a "
+               f"round's median request; "
                f"new / keep-alive, the median of the rounds' ratios = "
                f"{med:.2f}× (IQR {q1:.2f}–{q3:.2f}×, {len(ratios)} rounds)")
     extra = (a - b) / 1e3
@@ -444,7 +445,8 @@ def handshake_verdict(plain_rounds: Sequence[Sequence[int]], tls_rounds: Sequenc
                            math.nan, math.nan)
     q1, med, q3 = _quartiles(ratios)
     a, b = statistics.median(tls), statistics.median(plain)
-    numbers = (f"plain connect: {b / 1e3:.0f} µs; TLS connect + handshake: {a / 1e3:,.0f} µs, medians over the rounds; "
+    numbers = (f"plain connect: {b / 1e3:.0f} µs; TLS connect + handshake: {a / 1e3:,.0f} µs, each the median over the rounds of "
+               f"a round's 10 % quantile; "
                f"TLS / plain, the median of the rounds' ratios = {med:.1f}× (IQR {q1:.1f}–{q3:.1f}×, {len(ratios)} rounds)")
     where = f" ({load})" if load else ""
     if q1 > 2:
