@@ -128,3 +128,36 @@ def test_totals_and_type_checks():
     assert totals(events, "recv") == 10 and totals(events, "recv", "server") == 0
     with socket.socket() as s, pytest.raises(TypeError, match="Tracer"):
         TracedSocket(s, object())  # type: ignore[arg-type]
+
+
+def test_merge_waits_for_the_server_to_record_the_end_of_each_connection():
+    """A handler records a call after it returns: a server whose thread runs late (a busy host)
+    has its reply and close in its list only later. merge() waits for them, bounded."""
+    import threading
+    import time
+
+    from socketlessons.servers._base import ServerEvent
+
+    class LateServer:
+        trace = True
+
+        def __init__(self):
+            self.events = [ServerEvent(time.perf_counter_ns(), "accept", 1, 0, "127.0.0.1:1")]
+
+        def late(self):
+            time.sleep(0.03)
+            self.events.append(ServerEvent(time.perf_counter_ns(), "send", 1, 3))
+            time.sleep(0.03)
+            self.events.append(ServerEvent(time.perf_counter_ns(), "close", 1, 5, "sent 3"))
+
+    server = LateServer()
+    writer = threading.Thread(target=server.late)
+    writer.start()
+    ops = [e.op for e in Tracer().merge(server)]
+    writer.join()
+    assert ops == ["accept", "sendall", "close"], ops
+    # a connection that stays open costs at most the quiet wait, never a hang
+    still_open = LateServer()
+    t0 = time.monotonic()
+    assert [e.op for e in Tracer().merge(still_open)] == ["accept"]
+    assert time.monotonic() - t0 < 2

@@ -115,7 +115,7 @@ class Tracer:
         hands its events over when it stops. Returns the whole timeline, sorted by time.
         """
         for server in servers:
-            events = list(getattr(server, "events", ()))
+            events = _settled_events(server)
             if not events and hasattr(server, "trace") and not server.trace:
                 raise ValueError(f"{server!r} records no calls: start it with trace=True")
             bufsize = getattr(server, "bufsize", None)
@@ -159,6 +159,32 @@ class Tracer:
     def table(self, limit: int = 40) -> TraceTable:
         """A small table (text when printed, HTML in a notebook) of the first ``limit`` events."""
         return TraceTable(self.timeline(), limit)
+
+
+#: ``merge`` waits at most this long for a server's handlers to record what they did, and stops
+#: waiting once its events have not changed for ``SETTLE_QUIET_S`` (a connection still open).
+SETTLE_LIMIT_S, SETTLE_QUIET_S = 1.0, 0.1
+
+
+def _settled_events(server: Any) -> list[Any]:
+    """The server's events once every connection it accepted has recorded its end (close or
+    reset), bounded. A handler records a call after the call returns, so right after the client's
+    last ``recv`` the server's ``sendall`` may not be in its list yet, nor the EOF and close
+    that the client's close causes: measured beside nine busy kernels, a merged diagram lacked the
+    server's reply to a request whose answer the client had read."""
+    events = list(getattr(server, "events", ()))
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    changed = time.monotonic()
+    while time.monotonic() < deadline:
+        opened = {e.conn for e in events if e.op == "accept"}
+        ended = {e.conn for e in events if e.op in ("close", "reset")}
+        if opened <= ended or time.monotonic() - changed >= SETTLE_QUIET_S:
+            break
+        time.sleep(0.002)
+        now = list(getattr(server, "events", ()))
+        if len(now) != len(events):
+            events, changed = now, time.monotonic()
+    return events
 
 
 def _from_server_event(e: Any, side: str, bufsize: int | None) -> TraceEvent:
