@@ -485,7 +485,17 @@ def ratio_figure(result: RatioResult, *, title: str, ylabel: str, line: float, l
         ax.axhline(statistics.median(result.ratios), color=PALETTE[0], lw=1, label="median of the rounds")
     ax.axhline(line, color="0.4", ls="--", lw=1, label=line_label)
     ax.axhline(1.0, color="0.7", ls=":", lw=1, label="1× (no difference)")
-    ax.set_ylim(0, max([*result.ratios, line, 1.0]) * 1.15)
+    top = max([*result.ratios, line, 1.0])
+    if top > 10 * max(line, 1.0):
+        # ratios of about 100 over lines at 1x and 2x: on a linear axis from 0 the two lines would
+        # lie on top of each other near zero; a log axis gives each its own height
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")
+        ax.set_ylim(0.7, top * 1.5)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}×"))
+    else:
+        ax.set_ylim(0, top * 1.15)
     # The two lines can sit a few pixels apart (1× and a 1.1× threshold under ratios of 5): name
     # each at the right edge, the higher one above its line and the lower one below, so they
     # never run into each other.
