@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import queue
 import threading
 import time
@@ -70,6 +71,7 @@ from .measure import (
     estimates,
     fit_affine,
     fit_growth,
+    fmt_slope,
     sweep,
 )
 from .plots import LivePlot, close_cached_fonts, format_bytes
@@ -731,7 +733,15 @@ class SweepPanel(widgets.VBox):
                 self.verdict = compare(self.claim[0], self.claim[1], self.growth)
                 lines.append(self.verdict.text)
             else:
-                lines.append(f"Growth: {self.growth}." + (f" {self.growth.note}." if self.growth.note else ""))
+                g = self.growth
+                # the same numbers whatever the label, so a quiet run's "linear" and a busy run's
+                # "too noisy to say" of the same slope read side by side (the note repeated the slope)
+                spread = (f"slope {fmt_slope(g.slope, g.slope_error)} on a log-log scale, R² {g.r2:.2f}"
+                          if not math.isnan(g.slope) else "")
+                why = ""
+                if g.label == "too noisy to say":
+                    why = ": the points scatter too much to name the growth" if spread else f": {g.note}"
+                lines.append(f"Growth: {g.label}" + (f", {spread}" if spread else "") + f"{why}.")
         elif self.fit_kind == "affine" and len(used) >= 2:
             self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])
             self.plot.add_fit(label, self.affine, (min(p.x for p in used), max(p.x for p in used)),
