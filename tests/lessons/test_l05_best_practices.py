@@ -330,6 +330,15 @@ def test_waits_verdict_follows_the_time_each_added_client_adds(totals, expected,
     assert v.status == status and phrase in v.text, v
 
 
+def test_waits_verdict_names_a_point_the_line_smooths_over():
+    """Measured beside nine busy kernels: N = 2 took two delays, the others one; the line's slope
+    says 'overlap', and the sentence must also say what the plot shows at N = 2."""
+    v = waits_verdict("w", "overlap", _totals({1: 12, 2: 19.5, 4: 15, 8: 13}), 0.01)
+    assert v.status == "confirmed" and "at N = 2 (19.5 ms) the total was half a delay or more above" in v.text, v
+    smooth = waits_verdict("w", "overlap", _totals({1: 11.7, 2: 12, 4: 13, 8: 14.1}), 0.01)
+    assert "half a delay" not in smooth.text, smooth
+
+
 def test_waits_verdict_needs_three_client_counts_and_says_so():
     v = waits_verdict("w", "overlap", _totals({1: 11, 8: 12}), 0.01)
     assert v.status == "inconclusive" and "fewer than 3" in v.text
