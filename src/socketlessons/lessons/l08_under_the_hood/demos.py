@@ -483,8 +483,9 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
     slower = max(p[4] for p in tail) / knee[4] if knee[4] > 0 else 1.0
     flat = (f"from {_kib(knee[0])} up no larger buffer was ×{EFFECT:g} faster (fastest transfers, 10th percentiles "
             f"{_span([p[4] for p in tail])} ms per MiB: "
-            + (f"at best ×{best:.2f} faster" if best > 1 else f"none faster than at {_kib(knee[0])}")
-            + (f", the slowest ×{slower:.1f} slower" if slower >= EFFECT else "") + ")")
+            + (f"a larger buffer was at best ×{best:.2f} faster than a smaller one" if best > 1
+               else f"none faster than at {_kib(knee[0])}")
+            + (f", and the slowest size ×{slower:.1f} slower than {_kib(knee[0])}" if slower >= EFFECT else "") + ")")
     below = [stall_text] if stalled else []
     if k > 0:
         before = clean[:k]
