@@ -196,8 +196,9 @@ def judge(times_ms: dict[tuple[str, int], dict[float, float]], baseline_ms: dict
         return Verdict("confirmed", f"{body}. '{claim}': confirmed for every case measured.")
     if nowhere:
         return Verdict("contradicted", f"{body}. '{claim}': contradicted, the work outweighs every latency measured.")
-    return Verdict("refined", f"{body}. '{claim}': refined, true where the latency is larger than the work per "
-                              "request, false where the work is larger.")
+    return Verdict("refined", f"{body}. '{claim}': refined, true where the network part (the no-work request's "
+                              "time: the added latency plus the hops through relay and server) is at least the work "
+                              "per request, false where the work is larger.")
 
 
 def _measure(fn: Callable[[list[int]], Any], name: str, ns: Sequence[int], latencies_ms: Sequence[float]
@@ -250,7 +251,7 @@ def network_vs_algorithm(algorithms: dict[str, Callable[[list[int]], Any]], ns: 
 def _figure(times: dict[tuple[str, int], dict[float, float]], baseline: dict[float, float]) -> Any:
     from ...plots import _new_figure, style_for
 
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
     fig, ax = _new_figure(None, figsize=(7.6, 3.8))
     lats = sorted(baseline)
@@ -264,6 +265,12 @@ def _figure(times: dict[tuple[str, int], dict[float, float]], baseline: dict[flo
     ax.set_xlabel("added network round-trip latency (ms)")
     ax.set_ylabel("time per request (ms, fastest)")
     ax.set_title("Network or algorithm: which one sets the time per request?")
+    from matplotlib.ticker import LogLocator, NullFormatter, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator(lats))  # ticks at the latencies measured, not only 0.1, 1, 10
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 0.2, 0.5, 1, 2, 5 … ms
+    ax.yaxis.set_minor_formatter(NullFormatter())
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.grid(True, which="both", alpha=0.3)
