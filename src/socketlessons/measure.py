@@ -972,7 +972,7 @@ class Load:
     def __str__(self) -> str:
         parts = [f"load average {self.load1:.1f} on {self.cores} cores"]
         if not math.isnan(self.busy_pct):
-            parts.append(f"CPUs {self.busy_pct:.0f} % busy")
+            parts.append(f"CPUs {self.busy_pct:.0f} % busy, this measurement included")
         if not math.isnan(self.steal_pct) and self.steal_pct >= 0.5:
             parts.append(f"{self.steal_pct:.0f} % of CPU time stolen by the hypervisor")
         return ", ".join(parts)
