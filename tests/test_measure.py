@@ -546,7 +546,9 @@ def test_a_verdict_never_states_a_number_it_was_not_given(xs, data, expected, lo
     ys = data.draw(st.lists(st.floats(1, 1e9), min_size=len(xs), max_size=len(xs)))
     g = fit_growth(xs, ys, detect_step=True)
     v = compare("the claim", expected, g, load=load)
+    # ... plus the fixed edges of the named slope bands, which a confirmed verdict quotes
     given_numbers = [g.slope, g.slope_error, g.r2, g.rise, g.fitted_rise, g.x_ratio, g.n, 3, 8, 95,
+                     0.15, 0.8, 1.2, 1.8, 2.2,
                      load.load1, load.cores, load.busy_pct, load.steal_pct]
     if g.step is not None:
         given_numbers += [g.step.ratio, g.step.before, g.step.after]

@@ -1205,7 +1205,9 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
         extra = ""
         if expected == "constant" and not math.isnan(growth.rise):
             extra = f"; the largest sizes took {growth.rise:.2f}× the time of the smallest"
-        return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says{extra}.",
+        lo, hi = min(b[0] for b in _bands_of(expected)), max(b[1] for b in _bands_of(expected))
+        band = f" (a slope from {lo:g} to {hi:g} counts as {expected})" if math.isfinite(lo) and math.isfinite(hi) else ""
+        return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says{band}{extra}.",
                        growth=growth, load=load)
     band = next((name for lo, hi, name in _BANDS if lo <= growth.slope < hi), growth.label)
     # Neighbours refine, but only when the slope itself lies in one of the two bands (a slope of

@@ -326,3 +326,18 @@ def test_the_wait_fit_legend_names_its_model_not_a_formula():
     pts = [Point(n, n * 5e6, n * 5e6, n * 5e6, 3, "seq") for n in (1, 2, 4, 8)]
     line = loop._fit_line(pts, 0.005)
     assert fit_label(line) == "fit: a queue, +5.00 ms per client", fit_label(line)
+
+
+def test_growth_verdict_names_the_point_that_drags_its_line():
+    """Measured beside busy kernels: fastest runs 2.1, 4.3, 29 and 17 ms at N = 1, 2, 4, 8 (2 ms of
+    CPU work): a queue, but the sentence must say that N = 4 lies far off its line."""
+    from socketlessons.lessons.l03_server_loop.demos import growth_verdict
+    from socketlessons.measure import Point
+
+    def pts(vals):
+        return [Point(n, v * 1e6, v * 1e6, v * 1e6, 3, "s", {"min_ns": v * 1e6}) for n, v in vals]
+
+    v = growth_verdict("s", pts([(1, 2.1), (2, 4.3), (4, 29), (8, 17)]), "linear", 0.002)
+    assert v.status == "confirmed" and "but N = 4 waited 29.0 ms, far off the line" in v.text, v
+    clean = growth_verdict("s", pts([(1, 2.1), (2, 4.2), (4, 8.3), (8, 16.5)]), "linear", 0.002)
+    assert "far off" not in clean.text, clean

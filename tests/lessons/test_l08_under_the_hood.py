@@ -347,7 +347,7 @@ def test_tcp_info_changes_says_what_moved_with_the_numbers_it_read():
     assert "10 → 60 µs" in text and "grew" in text
     assert f"all {sent:,} bytes sent, plus 1 for the FIN" in text and "the 1 before any data is the SYN" in text
     assert f"about {(sent + 1) / 140:,.0f} bytes each" in text and "one per 2.0 segments" in text
-    assert "retransmissions 0: nothing was lost" in text
+    assert "retransmissions 0: nothing was sent twice" in text
     # nothing moved, part of the data acknowledged, one retransmission: other sentences, not the same ones
     stuck = internals.tcp_info_changes(before, _info(total_retrans=1, extra={"bytes_acked": 4_001,
                                                                              "segs_out": 3, "segs_in": 2}), sent)
@@ -524,6 +524,10 @@ def test_gil_verdict_counts_the_waits_and_never_says_every_call_waited():
     v = gil_verdict(quiet, busy)
     assert v.status == "confirmed" and "37 of 5,000 round trips waited ≥ 250 µs (without it: 1 of 1,000)" in v.text, v
     assert "the median round trip hardly moved (34 µs against 28 µs)" in v.text and "every" not in v.text, v
-    moved = gil_verdict(quiet, dataclasses.replace(busy, median_ns=5_000e3))
+    moved = gil_verdict(quiet, dataclasses.replace(busy, median_ns=5_000e3, waits=4_000))
     assert "most round trips waited: the median moved too" in moved.text, moved
+    # the windows' medians moved, but few round trips waited (spells): never "most"
+    spells = gil_verdict(quiet, dataclasses.replace(busy, median_ns=8_874e3, waits=24, n=2_826))
+    assert "most round trips" not in spells.text and "came in spells" in spells.text, spells
+    assert "only 1% of all round trips waited" in spells.text, spells
     assert "99th percentile" not in str(dataclasses.replace(busy, n=8)) and "99th percentile" in str(busy)

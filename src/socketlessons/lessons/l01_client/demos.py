@@ -660,7 +660,8 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
         breakeven = fixed / per_byte if per_byte > 0 else math.inf
         # A fixed cost "shows" when the smallest send costs more than twice what its bytes would.
         shows = per_byte > 0 and fixed > 2 * per_byte * smallest.x
-        text = (f"{claim}: confirmed for large k, {slope} ({1 / per_byte:.3g} GB/s, {per_byte:.3g} ns per byte). ")
+        text = (f"{claim}: confirmed for large k, {slope}, which counts as linear (a slope from 0.8 to 1.2; "
+                f"{1 / per_byte:.3g} GB/s, {per_byte:.3g} ns per byte). ")
         if shows:
             text += (f"Refined for small k: every call also pays a fixed {_fmt_ns(fixed)} (the cheapest small send), so "
                      f"below about {_fmt_bytes(breakeven)} the fixed cost is most of the time and small sends "
@@ -676,7 +677,8 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
         return (Verdict(v.status, f"{claim}: {v.status}, {slope}: larger sends cost more per byte than smaller ones "
                                   f"({first:.3g} ns/byte at {_fmt_bytes(xs[0])}, {last:.3g} at "
                                   f"{_fmt_bytes(xs[-1])}). That happens when a send no longer fits in the socket "
-                                  "buffers and waits for the receiver to read, which got less CPU time."),
+                                  "buffers and waits for the receiver to read, which got less CPU time "
+                                  "(load average {:.1f} on {} cores).".format(*machine_load())),
                 measured, growth)
     return (Verdict("contradicted", f"{claim}: contradicted, {slope} ({growth.label}): the time did not grow "
                                     "with k."), measured, growth)

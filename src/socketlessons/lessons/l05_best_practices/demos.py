@@ -546,6 +546,9 @@ def waits_verdict(label: str, expected: str, points: Sequence[Point], delay_s: f
                  + f" the total was half a delay or more above N = {pts[0].x:g}'s: there some waits came one "
                  "after another (most likely a busy machine running the server's threads late), which a straight line through all "
                  "the points smooths over.")
+    if seen == "add up" and delays > 1.15:
+        rest += (f" More than one delay per client: each client's connection and the server's thread for it add "
+                 f"their own time, more on a busy machine ({machine_load()}).")
     if seen == expected:
         return Verdict("confirmed", f"{label}: confirmed, the waits {seen}: {measured}.{rest}")
     return Verdict("contradicted", f"{label}: contradicted, the claim says the waits {expected}, but {measured}: "
