@@ -404,16 +404,16 @@ def sndbuf_curve_verdict(sizes: Sequence[int], ms_per_mib: Sequence[float], q1: 
             parts.append(f"at {_listed(most)} the typical transfer stalled (medians "
                          f"{_span([p[1] for p in most])} ms per MiB)")
         if some:
-            parts.append(f"at {_listed(some)} a quarter or more of the transfers did (upper "
-                         f"quartiles {_span([p[3] for p in some])}, medians {_span([p[1] for p in some])})")
+            parts.append(f"at {_listed(some)} a quarter or more of the transfers stalled (upper "
+                         f"quartiles {_span([p[3] for p in some])} ms per MiB, medians {_span([p[1] for p in some])})")
         # Like with like: a stalled size's median (or upper quartile) against the clean sizes'
         # slowest median, so the factor says how much longer a stalled transfer took than a
         # typical unstalled one (not a median against a 10th percentile).
         worst = min(p[1] if p[1] >= stall_at else p[3] for p in stalled)
         typical = max(p[1] for p in clean)
-        stall_text = (f"{' and '.join(parts)}: ×{worst / typical:,.0f} or more the median transfer from "
-                      f"{_kib(clean[0][0])} up ({typical:,.2f} ms per MiB; a stall: {def_stall}, a timer, not "
-                      f"copying); from {_kib(clean[0][0])} up fewer than a quarter stalled (upper quartiles "
+        stall_text = (f"{' and '.join(parts)}: those stalled transfers took ×{worst / typical:,.0f} or more the "
+                      f"slowest median from {_kib(clean[0][0])} up ({typical:,.2f} ms per MiB; a stall: {def_stall}, "
+                      f"a timer, not copying); from {_kib(clean[0][0])} up fewer than a quarter stalled (upper quartiles "
                       f"{_span([p[3] for p in clean])})")
     def unordered(what: str) -> Verdict:
         return Verdict("inconclusive", (
