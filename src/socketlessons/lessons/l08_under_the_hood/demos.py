@@ -1170,8 +1170,12 @@ def sndbuf_stall_threshold(points: Sequence[Any]) -> float:
     line to draw on their plot (``panel.plot.add_reference(..., y=...)``)."""
     if not points:
         return STALL_MS_PER_MIB
-    return stall_threshold_ms([(p.q1_ns if math.isnan(getattr(p, "low_ns", math.nan)) else p.low_ns) / 1e6
-                               for p in points])
+    return stall_threshold_ms([_own_cost_ns(p) / 1e6 for p in points])
+
+
+def _own_cost_ns(point: Any) -> float:
+    """A sweep point's 10th percentile (its transfers' own cost), or its lower quartile without one."""
+    return point.q1_ns if math.isnan(getattr(point, "low_ns", math.nan)) else point.low_ns
 
 
 def sndbuf_points_verdict(points: Sequence[Any], *, load: Load | None = None) -> Verdict:
@@ -1181,7 +1185,7 @@ def sndbuf_points_verdict(points: Sequence[Any], *, load: Load | None = None) ->
     if not pts:
         return Verdict("inconclusive", "no buffer sizes measured yet: press Run")
     doubled = all(_granted(int(p.x)) == 2 * int(p.x) for p in pts)
-    low = [p.q1_ns if math.isnan(getattr(p, "low_ns", math.nan)) else p.low_ns for p in pts]
+    low = [_own_cost_ns(p) for p in pts]
     return sndbuf_curve_verdict([int(p.x) for p in pts], [p.median_ns / 1e6 for p in pts],
                                 [p.q1_ns / 1e6 for p in pts], [p.q3_ns / 1e6 for p in pts],
                                 low=[v / 1e6 for v in low], n=[p.n for p in pts], doubled=doubled, load=load)
