@@ -78,6 +78,7 @@ __all__ = [
     "Verdict",
     "busy_kernel_note",
     "fmt_slope",
+    "slope_band",
     "estimates",
     "find_step",
     "gil_handover",
@@ -1084,6 +1085,12 @@ class Verdict:
         return self.text
 
 
+def slope_band(name: str) -> tuple[float, float]:
+    """The log-log slopes that ``fit_growth`` names ``name``: ``(0.8, 1.2)`` for "linear"."""
+    bands = _bands_of(name)
+    return min(lo for lo, _ in bands), max(hi for _, hi in bands)
+
+
 def _bands_of(name: str) -> list[tuple[float, float]]:
     return [(lo, hi) for lo, hi, n in _BANDS if n == name]
 
@@ -1205,7 +1212,7 @@ def compare(claim: str, expected_label: str, growth: Growth, *, load: Load | Non
         extra = ""
         if expected == "constant" and not math.isnan(growth.rise):
             extra = f"; the largest sizes took {growth.rise:.2f}× the time of the smallest"
-        lo, hi = min(b[0] for b in _bands_of(expected)), max(b[1] for b in _bands_of(expected))
+        lo, hi = slope_band(expected)
         band = f" (a slope from {lo:g} to {hi:g} counts as {expected})" if math.isfinite(lo) and math.isfinite(hi) else ""
         return Verdict("confirmed", f"{claim}: confirmed, {measured}, as the claim says{band}{extra}.",
                        growth=growth, load=load)

@@ -724,7 +724,7 @@ class SweepPanel(widgets.VBox):
         lines = [f"Measured {len(points)} {_plural_of(self.sweep_name)}."]
         if self._stop.is_set() and len(points) < len(self.xs()):
             why = f" ({self._stop_reason})" if self._stop_reason and self._stop_reason != "stopped" else ""
-            lines = [f"Stopped after {len(points)} of {len(self.xs())} sizes{why}."]
+            lines = [f"Stopped after {len(points)} of {len(self.xs())} {_plural_of(self.sweep_name)}{why}."]
         if self.fit_kind == "growth" and len(used) >= 2:
             self.growth = fit_growth([p.x for p in used], estimates(used, self.estimator))
             self.plot.add_fit(label, self.growth, (min(p.x for p in used), max(p.x for p in used)),
@@ -740,7 +740,8 @@ class SweepPanel(widgets.VBox):
                           if not math.isnan(g.slope) else "")
                 why = ""
                 if g.label == "too noisy to say":
-                    why = ": the points scatter too much to name the growth" if spread else f": {g.note}"
+                    why = (": the points scatter too much to name the growth" if g.reason == "scatter"
+                           else f": {g.note}" if g.note else "")
                 lines.append(f"Growth: {g.label}" + (f", {spread}" if spread else "") + f"{why}.")
         elif self.fit_kind == "affine" and len(used) >= 2:
             self.affine = fit_affine([p.x for p in used], [p.median_ns for p in used])

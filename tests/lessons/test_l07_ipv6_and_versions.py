@@ -144,3 +144,14 @@ def test_family_verdict_states_only_the_numbers_it_was_given():
         assert stated <= allowed, (stated - allowed, text)
 
     check()
+
+
+def test_family_verdict_says_when_ipv6_was_steadily_a_little_slower():
+    """Measured: every quartile 1.01-1.05: 'the same cost' within 25 %, and the steady 2 % said too."""
+    from socketlessons.lessons.l07_ipv6_and_versions.demos import RatioPoint, family_verdict
+
+    steady = [RatioPoint(size, (1.01, 1.02, 1.03, 1.04, 1.05)) for size in (16, 4096)]
+    v = family_verdict(steady)
+    assert v.status == "confirmed" and "IPv6 was a little slower in every round's middle half" in v.text, v
+    mixed = [RatioPoint(size, (0.97, 0.99, 1.0, 1.01, 1.03)) for size in (16, 4096)]
+    assert "a little" not in family_verdict(mixed).text

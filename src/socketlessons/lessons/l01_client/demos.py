@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ...addresses import Address, check_loopback_host, family_of
-from ...measure import Growth, Point, Verdict, compare, fit_affine, fit_growth, fmt_slope, quantile_interval
+from ...measure import (Growth, Point, Verdict, compare, fit_affine, fit_growth, fmt_slope, quantile_interval,
+                        slope_band)
 from ...servers import ConnectionStats, TCPServer
 
 __all__ = [
@@ -660,7 +661,8 @@ def send_verdict(points: Sequence[Point], *, large_from: int = SEND_FIT_FROM,
         breakeven = fixed / per_byte if per_byte > 0 else math.inf
         # A fixed cost "shows" when the smallest send costs more than twice what its bytes would.
         shows = per_byte > 0 and fixed > 2 * per_byte * smallest.x
-        text = (f"{claim}: confirmed for large k, {slope}, which counts as linear (a slope from 0.8 to 1.2; "
+        text = (f"{claim}: confirmed for large k, {slope}, which counts as linear (a slope from "
+                "{:g} to {:g}; ".format(*slope_band("linear")) +
                 f"{1 / per_byte:.3g} GB/s, {per_byte:.3g} ns per byte). ")
         if shows:
             text += (f"Refined for small k: every call also pays a fixed {_fmt_ns(fixed)} (the cheapest small send), so "

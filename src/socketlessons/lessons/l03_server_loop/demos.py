@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ...load import IdleConnections, LoadResult, open_connections, percentile, run_load
-from ...measure import Affine, Point, Verdict
+from ...measure import Affine, Point, Verdict, machine_load
 from ...resources import thread_room
 from ...servers._base import ServerEvent
 from ...servers._loops import LOOP_SERVERS, Work
@@ -222,16 +222,6 @@ def load_note() -> str:
     return f"load average {load:.1f} on {cores} cores"
 
 
-def _busy() -> bool:
-    """More programs ready to run than cores (the load average over a minute)."""
-    try:
-        import os
-
-        return os.getloadavg()[0] > (os.cpu_count() or 1)
-    except (AttributeError, OSError):
-        return False
-
-
 def _model(step_in_costs: float) -> str:
     return "constant" if step_in_costs <= FLAT_STEP else "linear" if step_in_costs >= QUEUE_STEP else ""
 
@@ -288,7 +278,7 @@ def growth_verdict(series: str, points: Sequence[Point], expected: str, cost_s: 
             if miss(*worst) > 0.5:
                 extra = (f" (but N = {worst[0]:g} waited {worst[1] / 1e6:.1f} ms, far off the line through the "
                          "points: most likely a disturbed run"
-                         + (f", {why.removeprefix('; ')}" if why and _busy() else "") + ")")
+                         + (f", {why.removeprefix('; ')}" if why and machine_load().busy else "") + ")")
         return Verdict("confirmed", f"{claim}: confirmed, {numbers}{extra}")
     if measured == "linear":
         return Verdict("contradicted", f"{claim}: contradicted, {numbers}: the clients were served one after "

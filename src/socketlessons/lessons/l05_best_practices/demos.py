@@ -544,8 +544,8 @@ def waits_verdict(label: str, expected: str, points: Sequence[Point], delay_s: f
     if seen == "overlap" and bumps and len(bumps) < len(pts) - 1:
         rest += (" But at " + ", ".join(f"N = {p.x:g} ({p.median_ns / 1e6:.1f} ms)" for p in bumps)
                  + f" the total was half a delay or more above N = {pts[0].x:g}'s: there some waits came one "
-                 "after another (most likely a busy machine running the server's threads late), which a straight line through all "
-                 "the points smooths over.")
+                 "after another (most likely a busy machine running the server's threads late), which a straight "
+                 "line through all the points smooths over.")
     if seen == "add up" and delays > 1.15:
         rest += (f" More than one delay per client: each client's connection and the server's thread for it add "
                  f"their own time, more on a busy machine ({machine_load()}).")

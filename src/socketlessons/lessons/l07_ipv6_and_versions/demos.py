@@ -315,9 +315,9 @@ def family_verdict(points: Sequence[RatioPoint]) -> Verdict:
         # "the same" within the claim's 25 %, and what is left, from the numbers: a steady few per
         # cent (every quartile above 1) is a real difference, only too small for the claim
         lows, highs = [p.quartiles[0] for p in points], [p.quartiles[1] for p in points]
-        side = ("; IPv6 was a little slower in every round's middle half (×" + f"{min(lows):.2f}–×{max(highs):.2f})"
-                if min(lows) > 1 else "; IPv6 was a little faster in every round's middle half (×"
-                + f"{min(lows):.2f}–×{max(highs):.2f})" if max(highs) < 1 else "")
+        steady = "slower" if min(lows) > 1 else "faster" if max(highs) < 1 else ""
+        side = (f"; IPv6 was a little {steady} in every round's middle half (×{min(lows):.2f}–×{max(highs):.2f})"
+                if steady else "")
         return Verdict("confirmed", f"{head}.\nThe same cost on loopback, within the claim's {SAME - 1:.0%}: at every "
                                     f"size the middle half of the rounds lies within {SAME - 1:.0%} of ×1{side}.")
     apart = [p for p in points if (p.median >= DIFFERENT and p.quartiles[0] > 1)
